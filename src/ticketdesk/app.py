@@ -1,0 +1,94 @@
+"""The application factory: settings in, ASGI app out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from ticketdesk import __version__
+from ticketdesk.auth.router import router as auth_router
+from ticketdesk.auth.security import dummy_hash
+from ticketdesk.db import create_engine
+from ticketdesk.errors import install_error_handlers
+from ticketdesk.middleware import OldClientCompatibility, RefuseLargeBodies
+from ticketdesk.settings import Settings
+from ticketdesk.staff_keys.router import router as staff_keys_router
+from ticketdesk.system import router as system_router
+from ticketdesk.tickets.router import router as tickets_router
+from ticketdesk.users.router import router as users_router
+
+log = logging.getLogger("ticketdesk")
+
+DESCRIPTION = """
+A customer-support ticket service. Authenticate with the JWT from `POST /login`,
+sent back as the cookie `token` or as `Authorization: Bearer <token>`.
+Errors are JSON `{"detail": ...}`; validation errors list the offending fields.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = create_engine(settings)
+        await anyio.to_thread.run_sync(dummy_hash)  # computed once, before the first login
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="ticketdesk",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.signing_key = settings.signing_key()
+    install_error_handlers(app)
+    routers = (
+        auth_router,
+        users_router,
+        staff_keys_router,
+        tickets_router,
+        system_router,
+    )
+    for router in routers:
+        app.include_router(router)
+    app.state.api_routes = [route for router in routers for route in router.routes]
+    app.add_middleware(OldClientCompatibility)
+    app.add_middleware(RefuseLargeBodies, max_bytes=settings.max_body_bytes)
+    _document_400_not_422(app)
+    return app
+
+
+def _document_400_not_422(app: FastAPI) -> None:
+    """Validation errors are answered with 400 here; drop FastAPI's generated 422 entries."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for path in schema["paths"].values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = schema.get("components", {}).get("schemas", {})
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from ticketdesk.auth import service
+from ticketdesk.auth.dependencies import TOKEN_COOKIE, CurrentUser, SigningKey
+from ticketdesk.auth.schemas import LoginIn, TokenOut
+from ticketdesk.auth.security import TokenClaims
+from ticketdesk.db import DbConn, Engine
+from ticketdesk.errors import responses
+from ticketdesk.settings import AppSettings, Settings
+
+router = APIRouter(tags=["auth"])
+
+
+def set_token_cookie(response: Response, token: str, settings: Settings) -> None:
+    response.set_cookie(
+        TOKEN_COOKIE,
+        token,
+        max_age=settings.token_lifetime_seconds,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
+
+
+def token_out(response: Response, token: str, claims: TokenClaims, settings: Settings) -> TokenOut:
+    set_token_cookie(response, token, settings)
+    return TokenOut(token=token, expires_at=claims.expires_at)
+
+
+@router.post("/login", responses=responses(400, 404))
+async def login(
+    body: LoginIn,
+    response: Response,
+    engine: Engine,
+    key: SigningKey,
+    settings: AppSettings,
+) -> TokenOut:
+    """Exchange email and password for a JWT, returned and set as the cookie `token`."""
+    token, claims = await service.login(
+        engine,
+        email=body.email,
+        password=body.password,
+        key=key,
+        lifetime_seconds=settings.token_lifetime_seconds,
+    )
+    return token_out(response, token, claims, settings)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401))
+async def logout(
+    user: CurrentUser, conn: DbConn, response: Response, settings: AppSettings
+) -> None:
+    """Revoke the token of this request and clear the cookie."""
+    await service.revoke_token(conn, user_id=user.id, claims=user.token)
+    response.delete_cookie(
+        TOKEN_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )

@@ -1,0 +1,110 @@
+"""Password hashing (argon2id, off the event loop) and the JWTs (HS256 only, always expiring)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+import anyio
+import jwt
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from ticketdesk.errors import Unauthorized
+from ticketdesk.schemas import MAX_ID
+
+JWT_ALGORITHM = "HS256"
+
+# OWASP's argon2id floor: 19 MiB, two passes, one lane.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
+
+
+@cache
+def _hashing_slots() -> anyio.CapacityLimiter:
+    # Each hash holds 19 MiB and a core; more threads than cores only queue inside the pool.
+    return anyio.CapacityLimiter(os.cpu_count() or 1)
+
+
+async def hash_password(password: str) -> str:
+    return await anyio.to_thread.run_sync(_hasher.hash, password, limiter=_hashing_slots())
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_password(password_hash: str, password: str) -> bool:
+    return await anyio.to_thread.run_sync(
+        _verify, password_hash, password, limiter=_hashing_slots()
+    )
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+@cache
+def dummy_hash() -> str:
+    """A hash to verify against when the account does not exist, so both cases take as long."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_key(key: str) -> str:
+    """Staff keys are long random strings: one SHA-256 is enough to store them safely."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: int
+    version: int
+    jti: str
+    expires_at: datetime
+
+
+def create_token(
+    *, user_id: int, version: int, key: bytes, lifetime_seconds: int
+) -> tuple[str, TokenClaims]:
+    now = datetime.now(UTC)
+    claims = TokenClaims(
+        user_id=user_id,
+        version=version,
+        jti=secrets.token_urlsafe(16),
+        expires_at=now + timedelta(seconds=lifetime_seconds),
+    )
+    payload = {
+        "sub": str(user_id),
+        "ver": version,
+        "jti": claims.jti,
+        "iat": int(now.timestamp()),
+        "exp": int(claims.expires_at.timestamp()),
+    }
+    return jwt.encode(payload, key, algorithm=JWT_ALGORITHM), claims
+
+
+def decode_token(token: str, key: bytes) -> TokenClaims:
+    try:
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["sub", "exp", "iat", "jti", "ver"]},
+        )
+        user_id = int(payload["sub"])
+        version = payload["ver"]
+        jti = payload["jti"]
+        if not 0 < user_id <= MAX_ID or not isinstance(version, int) or not 0 <= version < 2**31:
+            raise ValueError("malformed claims")
+        if not isinstance(jti, str) or len(jti) > 64:
+            raise ValueError("malformed claims")
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise Unauthorized("invalid or expired token") from exc
+    expires_at = datetime.fromtimestamp(payload["exp"], UTC)
+    return TokenClaims(user_id=user_id, version=version, jti=jti, expires_at=expires_at)

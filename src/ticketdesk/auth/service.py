@@ -1,0 +1,68 @@
+"""Logging in and out, and revoking tokens."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ticketdesk.auth.security import (
+    TokenClaims,
+    create_token,
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from ticketdesk.errors import NotFound
+from ticketdesk.models import revoked_tokens, users, utcnow
+
+
+async def login(
+    engine: AsyncEngine, *, email: str, password: str, key: bytes, lifetime_seconds: int
+) -> tuple[str, TokenClaims]:
+    """A token for the account, or the same NotFound for an unknown email and a wrong password.
+
+    The hash is checked outside any transaction: a burst of logins must not hold
+    database connections while argon2 works.
+    """
+    async with engine.connect() as conn:
+        query = select(
+            users.c.id, users.c.password_hash, users.c.is_active, users.c.token_version
+        ).where(users.c.email == email.lower())
+        account = (await conn.execute(query)).one_or_none()
+    # An unknown email costs one verification too, so timing does not tell them apart.
+    matches = await verify_password(account.password_hash if account else dummy_hash(), password)
+    if account is None or not matches or not account.is_active:
+        raise NotFound("wrong email or password")
+    if needs_rehash(account.password_hash):
+        new_hash = await hash_password(password)
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(users).where(users.c.id == account.id).values(password_hash=new_hash)
+            )
+    return create_token(
+        user_id=account.id,
+        version=account.token_version,
+        key=key,
+        lifetime_seconds=lifetime_seconds,
+    )
+
+
+async def revoke_token(conn: AsyncConnection, *, user_id: int, claims: TokenClaims) -> None:
+    """Deny this one token until it expires; forget denials that expired on their own."""
+    await conn.execute(delete(revoked_tokens).where(revoked_tokens.c.expires_at < utcnow()))
+    await conn.execute(
+        insert(revoked_tokens).values(jti=claims.jti, user_id=user_id, expires_at=claims.expires_at)
+    )
+
+
+async def revoke_all_tokens(conn: AsyncConnection, *, user_id: int) -> int:
+    """Invalidate every token issued to the user so far; returns the new token version."""
+    query = (
+        update(users)
+        .where(users.c.id == user_id)
+        .values(token_version=users.c.token_version + 1)
+        .returning(users.c.token_version)
+    )
+    version: int = (await conn.execute(query)).scalar_one()
+    return version

@@ -1,0 +1,154 @@
+"""`ticketdesk serve | migrate | create-superuser`: the same services the API uses."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+from pydantic import TypeAdapter, ValidationError
+
+from ticketdesk import migrate
+from ticketdesk.settings import Settings
+from ticketdesk.users.schemas import UserCreate
+
+log = logging.getLogger("ticketdesk")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        sys.exit(f"ticketdesk: invalid configuration: {problems}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = _settings()
+    if not args.no_migrate:
+        migrate.upgrade(settings.database)
+    try:
+        settings.signing_key()  # generated here once, not by each worker
+    except ValueError as exc:
+        sys.exit(f"ticketdesk: {exc}")
+    uvicorn.run(
+        "ticketdesk.app:create_app",
+        factory=True,
+        host=args.host or settings.server_host,
+        port=args.port or settings.server_port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        server_header=False,
+    )
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    migrate.upgrade(_settings().database)
+    print("database schema is up to date")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != password:
+        sys.exit("ticketdesk: the passwords do not match")
+    return password
+
+
+def _create_superuser(args: argparse.Namespace) -> None:
+    from ticketdesk.db import create_engine
+    from ticketdesk.errors import TicketdeskError
+    from ticketdesk.users.service import NewAccount, create_account
+
+    settings = _settings()
+    email = args.email or input("Email: ")
+    username = args.username or input("Username: ")
+    password = _read_password(args.password_stdin)
+    try:
+        data = TypeAdapter(UserCreate).validate_python(
+            {"email": email, "username": username, "password": password}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
+        sys.exit(f"ticketdesk: {problems}")
+    account = NewAccount(
+        email=data.email,
+        username=data.username,
+        password=data.password,
+        is_staff=True,
+        is_superuser=True,
+    )
+
+    async def create() -> int:
+        engine = create_engine(settings)
+        try:
+            return int((await create_account(engine, account)).id)
+        finally:
+            await engine.dispose()
+
+    migrate.upgrade(settings.database)
+    try:
+        user_id = asyncio.run(create())
+    except TicketdeskError as exc:
+        sys.exit(f"ticketdesk: {exc.detail}")
+    print(f"superuser {data.email} created with id {user_id}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ticketdesk",
+        description="A self-hosted customer-support ticket service. "
+        "Configured by environment variables or a .env file (see the README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the HTTP server", description="Run the HTTP server."
+    )
+    serve.add_argument("--host", help="address to listen on (default: SERVER_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: SERVER_PORT, 8089)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not apply database migrations on start",
+    )
+    serve.set_defaults(handler=_serve)
+
+    migrate_cmd = commands.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description="Bring the schema up to date.",
+    )
+    migrate_cmd.set_defaults(handler=_migrate)
+
+    superuser = commands.add_parser(
+        "create-superuser",
+        help="create a superuser account",
+        description="Create a superuser. The password is prompted for, or read from stdin; "
+        "never from the command line.",
+    )
+    superuser.add_argument("--email", help="the superuser's email")
+    superuser.add_argument("--username", help="the superuser's display name")
+    superuser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+    superuser.set_defaults(handler=_create_superuser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    args.handler(args)

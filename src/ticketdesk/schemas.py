@@ -1,0 +1,59 @@
+"""Field types shared by the request and response schemas of every feature."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ticketdesk.errors import NotFound
+
+MAX_ID = 2**63 - 1
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL refuses NUL in text, and lone surrogates cannot be encoded as UTF-8.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+StorableStr = Annotated[str, AfterValidator(_storable)]
+"""Text that both PostgreSQL and SQLite store as sent."""
+
+NonBlankStr = Annotated[StorableStr, AfterValidator(_not_blank)]
+
+Username = Annotated[NonBlankStr, Field(min_length=1, max_length=64)]
+Password = Annotated[StorableStr, Field(min_length=8, max_length=1024)]
+
+
+class RequestBody(BaseModel):
+    """A JSON body: strict about types, silent about fields it does not know."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class Timestamped(BaseModel):
+    created_at: datetime
+
+
+def _existing_id(value: int) -> int:
+    # A number no row can have is a missing object, not a malformed request.
+    if not 0 < value <= MAX_ID:
+        raise NotFound()
+    return value
+
+
+ObjectId = Annotated[int, AfterValidator(_existing_id)]
+"""A path id: non-numeric is a 400, a number no row can have is a 404."""

@@ -1,0 +1,136 @@
+"""Configuration from the environment and `.env`, under the old service's names where it had any."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+log = logging.getLogger("ticketdesk")
+
+MIN_JWT_KEY_BYTES = 32
+DEFAULT_SQLITE_FILE = "ticketdesk.db"
+JWT_KEY_FILE_NAME = "ticketdesk.jwt-key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    database_url: str | None = None
+    db_host: str | None = None
+    db_port: int = 5432
+    db_user: str | None = None
+    db_password: SecretStr | None = None
+    db_name: str | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+
+    jwt_key: SecretStr | None = None
+    jwt_key_file: Path | None = None
+    token_lifetime_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
+    staff_token: SecretStr | None = None
+    cookie_secure: bool = False
+
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(default=8089, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    log_level: str = "info"
+
+    @field_validator("jwt_key")
+    @classmethod
+    def _jwt_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_JWT_KEY_BYTES:
+            raise ValueError(f"JWT_KEY must be at least {MIN_JWT_KEY_BYTES} bytes long")
+        return value
+
+    @field_validator("staff_token")
+    @classmethod
+    def _empty_staff_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+    @cached_property
+    def database(self) -> URL:
+        """DATABASE_URL, else the old service's DB_* settings, else a local SQLite file."""
+        if self.database_url:
+            return _async_driver(make_url(self.database_url))
+        if self.db_host and self.db_name:
+            return URL.create(
+                "postgresql+asyncpg",
+                username=self.db_user,
+                password=self.db_password.get_secret_value() if self.db_password else None,
+                host=self.db_host,
+                port=self.db_port,
+                database=self.db_name,
+            )
+        return make_url(f"sqlite+aiosqlite:///{DEFAULT_SQLITE_FILE}")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database.get_backend_name() == "sqlite"
+
+    @property
+    def token_lifetime_seconds(self) -> int:
+        return self.token_lifetime_minutes * 60
+
+    def signing_key(self) -> bytes:
+        """JWT_KEY, or a key generated once and kept (mode 0600) beside the SQLite database."""
+        if self.jwt_key is not None:
+            return self.jwt_key.get_secret_value().encode()
+        return _load_or_create_key(self.jwt_key_file or self._default_key_file())
+
+    def _default_key_file(self) -> Path:
+        if self.is_sqlite and self.database.database not in (None, "", ":memory:"):
+            return Path(str(self.database.database)).resolve().parent / JWT_KEY_FILE_NAME
+        return Path.cwd() / JWT_KEY_FILE_NAME
+
+
+def _async_driver(url: URL) -> URL:
+    """Accept the plain `postgresql://` and `sqlite://` forms and pick the async drivers."""
+    backend = url.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        return url.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    raise ValueError(f"unsupported database {backend!r}: use PostgreSQL or SQLite")
+
+
+def _load_or_create_key(path: Path) -> bytes:
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(48).encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside, then link into place: atomic, and two workers starting together agree.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".jwt-key-")
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, key)
+            os.close(fd)
+            os.link(tmp, path)
+            log.warning("JWT_KEY is not set: generated a signing key and stored it in %s", path)
+        except FileExistsError:
+            return path.read_bytes().strip()
+        finally:
+            os.unlink(tmp)
+        return key
+    if len(key) < MIN_JWT_KEY_BYTES:
+        raise ValueError(f"the key in {path} is shorter than {MIN_JWT_KEY_BYTES} bytes")
+    log.info("JWT_KEY is not set: using the signing key stored in %s", path)
+    return key
+
+
+def _app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(_app_settings)]

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from ticketdesk.auth.dependencies import CurrentUser
+from ticketdesk.db import DbConn
+from ticketdesk.errors import responses
+from ticketdesk.schemas import ObjectId
+from ticketdesk.tickets import service
+from ticketdesk.tickets.schemas import (
+    MessageCreate,
+    MessageOut,
+    StatusChange,
+    TicketCreate,
+    TicketCreated,
+    TicketOut,
+)
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 401))
+async def create_ticket(body: TicketCreate, user: CurrentUser, conn: DbConn) -> TicketCreated:
+    """Open a ticket; its text becomes the first message."""
+    ticket_id = await service.create_ticket(conn, author=user, topic=body.topic, text=body.text)
+    return TicketCreated(id=ticket_id)
+
+
+@router.get("", response_model_exclude_none=True, responses=responses(401))
+async def list_tickets(user: CurrentUser, conn: DbConn) -> list[TicketOut]:
+    """A customer's own tickets; for staff, every ticket with its author."""
+    return [TicketOut(**row._mapping) for row in await service.list_tickets(conn, viewer=user)]
+
+
+@router.get("/{ticket_id}", response_model_exclude_none=True, responses=responses(400, 401, 404))
+async def get_ticket(ticket_id: ObjectId, user: CurrentUser, conn: DbConn) -> TicketOut:
+    """One ticket; its author is shown to staff."""
+    row = await service.get_ticket(conn, viewer=user, ticket_id=ticket_id)
+    return TicketOut(**row._mapping)
+
+
+_STATUS_DOC = {
+    "response_model_exclude_none": True,
+    "responses": responses(400, 401, 404, 409),
+    "summary": "Change Status",
+}
+
+
+@router.put("/{ticket_id}", **_STATUS_DOC)  # type: ignore[arg-type]
+@router.patch("/{ticket_id}", **_STATUS_DOC)  # type: ignore[arg-type]
+async def change_status(
+    ticket_id: ObjectId, body: StatusChange, user: CurrentUser, conn: DbConn
+) -> TicketOut:
+    """The author may cancel; staff set pending, resolved (after a response) or unresolved."""
+    row = await service.change_status(conn, viewer=user, ticket_id=ticket_id, status=body.status)
+    return TicketOut(**row._mapping)
+
+
+@router.get("/{ticket_id}/messages", responses=responses(400, 401, 404))
+async def list_messages(ticket_id: ObjectId, user: CurrentUser, conn: DbConn) -> list[MessageOut]:
+    """The ticket's messages, oldest first."""
+    rows = await service.list_messages(conn, viewer=user, ticket_id=ticket_id)
+    return [MessageOut(**row._mapping) for row in rows]
+
+
+@router.post(
+    "/{ticket_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(400, 401, 404, 409),
+)
+async def post_message(
+    ticket_id: ObjectId, body: MessageCreate, user: CurrentUser, conn: DbConn
+) -> MessageOut:
+    """Add a message: a request from the customer, a response from staff."""
+    row = await service.post_message(conn, viewer=user, ticket_id=ticket_id, text=body.text)
+    return MessageOut(**row._mapping)

@@ -1,0 +1,59 @@
+"""The ticket status machine and message rules: pure functions over plain values."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ticketdesk.errors import BadRequest, Conflict
+
+Status = Literal["pending", "resolved", "unresolved", "canceled"]
+MessageType = Literal["request", "response", "other"]
+
+AUTHOR_TARGETS: frozenset[Status] = frozenset({"canceled"})
+AGENT_TARGETS: frozenset[Status] = frozenset({"pending", "resolved", "unresolved"})
+REOPENED_BY_CUSTOMER: frozenset[Status] = frozenset({"resolved", "unresolved"})
+
+
+def allowed_targets(*, is_author: bool, is_agent: bool) -> frozenset[Status]:
+    """The author may cancel; staff move a ticket between pending, resolved and unresolved."""
+    targets: frozenset[Status] = frozenset()
+    if is_author:
+        targets |= AUTHOR_TARGETS
+    if is_agent:
+        targets |= AGENT_TARGETS
+    return targets
+
+
+def check_status_change(
+    current: Status, new: Status, *, is_author: bool, is_agent: bool, has_response: bool
+) -> bool:
+    """Whether the change is to be made (False: already in that status); raises if not allowed.
+
+    A status the caller's role may not set is a BadRequest; a ticket whose state
+    forbids the change (canceled for good, resolving without a response) is a Conflict.
+    """
+    if new not in allowed_targets(is_author=is_author, is_agent=is_agent):
+        raise BadRequest(f"you may not set the status {new!r}")
+    if new == current:
+        return False
+    if current == "canceled":
+        raise Conflict("the ticket is canceled and cannot change any more")
+    if new == "resolved" and not has_response:
+        raise Conflict("a ticket can be resolved only after staff have responded")
+    return True
+
+
+def message_type(*, is_agent: bool) -> MessageType:
+    return "response" if is_agent else "request"
+
+
+def check_can_post(current: Status) -> None:
+    if current == "canceled":
+        raise Conflict("the ticket is canceled: no more messages")
+
+
+def status_after_message(current: Status, *, is_agent: bool) -> Status:
+    """A customer writing on a resolved or unresolved ticket reopens it, as help desks do."""
+    if not is_agent and current in REOPENED_BY_CUSTOMER:
+        return "pending"
+    return current

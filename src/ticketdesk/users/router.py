@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
+
+from ticketdesk.auth.dependencies import (
+    CurrentUser,
+    SigningKey,
+    StaffUser,
+    bearer_scheme,
+)
+from ticketdesk.auth.router import token_out
+from ticketdesk.auth.security import create_token
+from ticketdesk.db import DbConn, Engine
+from ticketdesk.errors import responses
+from ticketdesk.schemas import ObjectId
+from ticketdesk.settings import AppSettings
+from ticketdesk.tickets.schemas import TicketOut
+from ticketdesk.tickets.service import list_tickets_by
+from ticketdesk.users import service
+from ticketdesk.users.schemas import (
+    MeUpdate,
+    UserCreate,
+    UserDetail,
+    UserListItem,
+    UserOut,
+    UserUpdate,
+)
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+StaffCredential = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 401))
+async def register(
+    body: UserCreate, credential: StaffCredential, engine: Engine, settings: AppSettings
+) -> UserOut:
+    """Register a user; `isStaff: true` needs the STAFF_TOKEN or a staff key as Bearer token."""
+    row = await service.register(
+        engine,
+        body,
+        credential=credential.credentials if credential else None,
+        staff_token=settings.staff_token,
+    )
+    return UserOut(**row._mapping)
+
+
+@router.get("", responses=responses(401, 403))
+async def list_users(user: StaffUser, conn: DbConn) -> list[UserListItem]:
+    """Every user, most tickets first (staff only)."""
+    return [UserListItem(**row._mapping) for row in await service.list_users(conn)]
+
+
+@router.get("/me", responses=responses(401))
+async def get_me(user: CurrentUser, conn: DbConn) -> UserOut:
+    """The caller's own account."""
+    return UserOut(**(await service.get_me(conn, user.id))._mapping)
+
+
+@router.patch("/me", responses=responses(400, 401))
+async def update_me(
+    body: MeUpdate,
+    user: CurrentUser,
+    conn: DbConn,
+    response: Response,
+    key: SigningKey,
+    settings: AppSettings,
+) -> UserOut:
+    """Change own username, or password (needs the current one; revokes older tokens)."""
+    version = await service.update_me(conn, user=user, changes=body)
+    if version is not None:
+        token, claims = create_token(
+            user_id=user.id,
+            version=version,
+            key=key,
+            lifetime_seconds=settings.token_lifetime_seconds,
+        )
+        token_out(response, token, claims, settings)
+    return UserOut(**(await service.get_me(conn, user.id))._mapping)
+
+
+async def _detail(conn: DbConn, viewer: StaffUser, user_id: int) -> UserDetail:
+    row = await service.get_user(conn, user_id)
+    tickets = await list_tickets_by(conn, viewer=viewer, author_id=user_id)
+    return UserDetail(**row._mapping, tickets=[TicketOut(**t._mapping) for t in tickets])
+
+
+@router.get("/{user_id}", responses=responses(400, 401, 403, 404))
+async def get_user(user_id: ObjectId, user: StaffUser, conn: DbConn) -> UserDetail:
+    """A user and their tickets (staff only)."""
+    return await _detail(conn, user, user_id)
+
+
+_UPDATE_DOC = {
+    "responses": responses(400, 401, 403, 404, 409),
+    "summary": "Update User",
+}
+
+
+@router.put("/{user_id}", **_UPDATE_DOC)  # type: ignore[arg-type]
+@router.patch("/{user_id}", **_UPDATE_DOC)  # type: ignore[arg-type]
+async def update_user(
+    user_id: ObjectId, body: UserUpdate, user: StaffUser, conn: DbConn
+) -> UserDetail:
+    """Rename or block a user (staff); grant or withdraw staff status (superusers)."""
+    await service.update_user(conn, actor=user, user_id=user_id, changes=body)
+    return await _detail(conn, user, user_id)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, EmailStr, Field
+
+from ticketdesk.schemas import Password, RequestBody, StorableStr, Username
+from ticketdesk.tickets.schemas import TicketOut
+
+
+class UserCreate(RequestBody):
+    email: Annotated[EmailStr, Field(max_length=320)]
+    password: Password
+    username: Username
+    is_staff: bool = Field(
+        default=False,
+        alias="isStaff",
+        description="Needs `Authorization: Bearer <STAFF_TOKEN or a staff key>`",
+    )
+
+
+class UserUpdate(RequestBody):
+    username: Username | None = None
+    is_active: bool | None = Field(default=None, description="false blocks the user")
+    is_staff: bool | None = Field(default=None, description="superusers only")
+    is_superuser: bool | None = Field(
+        default=None, description="never changeable through the API: any value is a 403"
+    )
+
+
+class MeUpdate(RequestBody):
+    username: Username | None = None
+    password: Password | None = Field(default=None, description="needs current_password")
+    current_password: Annotated[StorableStr, Field(max_length=1024)] | None = None
+
+
+class UserOut(BaseModel):
+    id: int
+    created_at: datetime
+    username: str
+    email: str
+    is_staff: bool
+
+
+class UserListItem(UserOut):
+    tickets_count: int
+
+
+class UserDetail(UserListItem):
+    is_active: bool
+    tickets: list[TicketOut]
