@@ -16,7 +16,7 @@ from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
 from ticketdesk.db import create_engine
 from ticketdesk.errors import install_error_handlers
-from ticketdesk.middleware import OldClientCompatibility, RefuseLargeBodies
+from ticketdesk.middleware import OldClientCompatibility, LimitBodySize
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
@@ -50,7 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.signing_key = settings.signing_key()
@@ -66,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.state.api_routes = [route for router in routers for route in router.routes]
     app.add_middleware(OldClientCompatibility)
-    app.add_middleware(RefuseLargeBodies, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     _document_400_not_422(app)
     return app
 

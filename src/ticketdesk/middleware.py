@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _JSON = b"application/json"
+TOO_LARGE = "request body too large"
 
 
 class OldClientCompatibility:
@@ -31,11 +33,11 @@ class OldClientCompatibility:
         await self.app(scope, receive, send)
 
 
-class RefuseLargeBodies:
-    """A JSON 413 for a declared Content-Length over the limit, before any byte is read.
+class LimitBodySize:
+    """413 for a body over `max_bytes`: by Content-Length before reading, or by counting a stream.
 
-    Streamed bodies are counted by FastAPI's own `max_body_size`, whose 413 goes through
-    the error handlers; this covers the declared case, which Starlette answers in plain text.
+    FastAPI's own `max_body_size` answers a declared oversize in plain text, whatever the
+    error handlers say; this keeps every error JSON.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -43,12 +45,24 @@ class RefuseLargeBodies:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and (
-                    not value.isdigit() or int(value) > self.max_bytes
-                ):
-                    response = JSONResponse({"detail": "request body too large"}, status_code=413)
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                response = JSONResponse({"detail": TOO_LARGE}, status_code=413)
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised inside the request handler, so the error handlers answer it.
+                    raise HTTPException(413, TOO_LARGE)
+            return message
+
+        await self.app(scope, counting_receive, send)

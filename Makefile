@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+
+.PHONY: install install-dev run test check format
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)  ## the service and its runtime dependencies, from the lock file
+	$(UV) sync --frozen --no-dev --inexact
+
+install-dev: $(UV)  ## everything, test and lint tools included
+	$(UV) sync --frozen
+
+run: install  ## start the service (SQLite in ./ticketdesk.db unless DATABASE_URL is set)
+	$(VENV)/bin/ticketdesk serve
+
+test: install-dev  ## the test suite, on SQLite and on PostgreSQL (TEST_DATABASE_URL)
+	$(VENV)/bin/pytest
+
+check: install-dev  ## lint, formatting and types
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests

@@ -1,0 +1,203 @@
+"""Every test runs on SQLite and on the real PostgreSQL, each starting from empty tables.
+
+PostgreSQL comes from TEST_DATABASE_URL (default: the local server's `test` database).
+When it cannot be reached the PostgreSQL tests fail; they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import insert, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ticketdesk import migrate
+from ticketdesk.app import create_app
+from ticketdesk.auth.security import _hasher, create_token
+from ticketdesk.models import metadata, users
+from ticketdesk.settings import Settings
+
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+JWT_KEY = "k" * 48
+STAFF_TOKEN = "the-staff-token-of-the-tests"
+PASSWORD = "correct horse battery"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=["all", "sqlite", "postgresql"],
+        default="all",
+        help="database backend(s) to run the tests on (default: all)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        choice = metafunc.config.getoption("--backend")
+        backends = ["sqlite", "postgresql"] if choice == "all" else [choice]
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+async def _reset_postgres(url: URL) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> URL:
+    """A freshly migrated database for the backend."""
+    if backend == "sqlite":
+        url = make_url(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}")
+    else:
+        import asyncio
+
+        url = make_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_PG_URL))
+        asyncio.run(_reset_postgres(url))  # fails loudly when PostgreSQL is down
+    migrate.upgrade(url)
+    return url
+
+
+def make_settings(database_url: URL, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url.render_as_string(hide_password=False),
+        "jwt_key": JWT_KEY,
+        "staff_token": STAFF_TOKEN,
+        "jwt_key_file": tmp_path / "unused.jwt-key",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def empty_tables(engine: AsyncEngine) -> None:
+    names = [table.name for table in metadata.sorted_tables]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in reversed(names):
+                await conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def settings(database_url: URL, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        await empty_tables(application.state.engine)
+        yield application
+
+
+@pytest.fixture
+def engine(app: FastAPI) -> AsyncEngine:
+    result: AsyncEngine = app.state.engine
+    return result
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """One real argon2id hash of PASSWORD, shared so fixtures need not hash again."""
+    return _hasher.hash(PASSWORD)
+
+
+@dataclass
+class Account:
+    id: int
+    email: str
+    token: str
+    password: str = PASSWORD
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+MakeUser = Callable[..., Awaitable[Account]]
+
+
+@pytest.fixture
+def make_user(app: FastAPI, password_hash: str) -> MakeUser:
+    """Insert an account directly and hand back a valid token for it."""
+    counter = 0
+
+    async def make(
+        role: str = "customer", *, email: str | None = None, username: str = "someone"
+    ) -> Account:
+        nonlocal counter
+        counter += 1
+        email = email or f"{role}{counter}@example.com"
+        async with app.state.engine.begin() as conn:
+            user_id = (
+                await conn.execute(
+                    insert(users)
+                    .values(
+                        email=email,
+                        username=username,
+                        password_hash=password_hash,
+                        is_staff=role in ("staff", "superuser"),
+                        is_superuser=role == "superuser",
+                    )
+                    .returning(users.c.id)
+                )
+            ).scalar_one()
+        token, _ = create_token(
+            user_id=user_id,
+            version=0,
+            key=app.state.signing_key,
+            lifetime_seconds=app.state.settings.token_lifetime_seconds,
+        )
+        return Account(user_id, email, token, headers={"Authorization": f"Bearer {token}"})
+
+    return make
+
+
+@pytest.fixture
+async def customer(make_user: MakeUser) -> Account:
+    return await make_user("customer")
+
+
+@pytest.fixture
+async def other_customer(make_user: MakeUser) -> Account:
+    return await make_user("customer")
+
+
+@pytest.fixture
+async def staff(make_user: MakeUser) -> Account:
+    return await make_user("staff")
+
+
+@pytest.fixture
+async def superuser(make_user: MakeUser) -> Account:
+    return await make_user("superuser")
+
+
+async def open_ticket(
+    client: httpx.AsyncClient, account: Account, topic: str = "printer", text: str = "it jams"
+) -> int:
+    response = await client.post(
+        "/tickets", json={"topic": topic, "text": text}, headers=account.headers
+    )
+    assert response.status_code == 201, response.text
+    ticket_id: int = response.json()["id"]
+    return ticket_id

@@ -1,0 +1,90 @@
+"""Parallel requests: every write lands once, and the status machine holds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conftest import Account, open_ticket
+from ticketdesk.models import messages, users
+
+
+async def test_fifty_parallel_messages_are_each_stored_once(
+    client: httpx.AsyncClient, customer: Account, staff: Account, engine: AsyncEngine
+) -> None:
+    ticket_id = await open_ticket(client, customer)
+    texts = [f"message {i}" for i in range(50)]
+
+    async def send(i: int, text: str) -> httpx.Response:
+        author = staff if i % 2 else customer
+        return await client.post(
+            f"/tickets/{ticket_id}/messages", json={"text": text}, headers=author.headers
+        )
+
+    responses = await asyncio.gather(*(send(i, t) for i, t in enumerate(texts)))
+    assert [r.status_code for r in responses] == [201] * 50
+    async with engine.connect() as conn:
+        stored = (
+            (await conn.execute(select(messages.c.text).where(messages.c.ticket_id == ticket_id)))
+            .scalars()
+            .all()
+        )
+    assert sorted(stored) == sorted([*texts, "it jams"])
+    assert len({r.json()["id"] for r in responses}) == 50
+
+
+async def test_parallel_staff_changes_leave_a_valid_state(
+    client: httpx.AsyncClient, customer: Account, staff: Account
+) -> None:
+    ticket_id = await open_ticket(client, customer)
+    await client.post(f"/tickets/{ticket_id}/messages", json={"text": "ok"}, headers=staff.headers)
+    statuses = ["pending", "resolved", "unresolved"] * 7
+
+    async def change(status: str) -> httpx.Response:
+        return await client.patch(
+            f"/tickets/{ticket_id}", json={"status": status}, headers=staff.headers
+        )
+
+    responses = await asyncio.gather(*(change(s) for s in statuses))
+    assert all(r.status_code == 200 for r in responses)
+    final = (await client.get(f"/tickets/{ticket_id}", headers=staff.headers)).json()
+    assert final["status"] in set(statuses)
+
+
+async def test_cancel_racing_staff_changes_stays_canceled(
+    client: httpx.AsyncClient, customer: Account, staff: Account
+) -> None:
+    ticket_id = await open_ticket(client, customer)
+    await client.post(f"/tickets/{ticket_id}/messages", json={"text": "ok"}, headers=staff.headers)
+
+    async def change(account: Account, status: str) -> httpx.Response:
+        return await client.patch(
+            f"/tickets/{ticket_id}", json={"status": status}, headers=account.headers
+        )
+
+    calls = [change(staff, s) for s in ["resolved", "unresolved", "pending"] * 4]
+    calls.insert(6, change(customer, "canceled"))
+    responses = await asyncio.gather(*calls)
+    assert responses[6].status_code == 200
+    assert {r.status_code for r in responses} <= {200, 409}
+    final = (await client.get(f"/tickets/{ticket_id}", headers=customer.headers)).json()
+    assert final["status"] == "canceled"
+
+
+async def test_ticket_counter_is_exact_under_parallel_creation(
+    client: httpx.AsyncClient, customer: Account, staff: Account, engine: AsyncEngine
+) -> None:
+    results = await asyncio.gather(
+        *(open_ticket(client, customer, topic=f"t{i}") for i in range(30))
+    )
+    assert len(set(results)) == 30
+    async with engine.connect() as conn:
+        count = (
+            await conn.execute(select(users.c.tickets_count).where(users.c.id == customer.id))
+        ).scalar_one()
+    assert count == 30
+    listed = (await client.get("/users", headers=staff.headers)).json()
+    assert listed[0]["tickets_count"] == 30

@@ -1,0 +1,92 @@
+"""The status machine, without HTTP or a database."""
+
+from __future__ import annotations
+
+import pytest
+
+from ticketdesk.errors import BadRequest, Conflict
+from ticketdesk.tickets import rules
+
+
+def change(
+    current: str, new: str, *, author: bool = False, agent: bool = False, response: bool = True
+) -> bool:
+    return rules.check_status_change(
+        current,  # type: ignore[arg-type]
+        new,  # type: ignore[arg-type]
+        is_author=author,
+        is_agent=agent,
+        has_response=response,
+    )
+
+
+def test_author_may_cancel() -> None:
+    assert change("pending", "canceled", author=True) is True
+
+
+@pytest.mark.parametrize("status", ["pending", "resolved", "unresolved"])
+def test_author_may_not_set_staff_statuses(status: str) -> None:
+    with pytest.raises(BadRequest):
+        change("pending", status, author=True)
+
+
+def test_staff_may_not_cancel_someone_elses_ticket() -> None:
+    with pytest.raises(BadRequest):
+        change("pending", "canceled", agent=True)
+
+
+@pytest.mark.parametrize("status", ["pending", "resolved", "unresolved"])
+def test_staff_move_between_their_statuses(status: str) -> None:
+    current = "unresolved" if status != "unresolved" else "pending"
+    assert change(current, status, agent=True) is True
+
+
+def test_resolving_needs_a_response() -> None:
+    with pytest.raises(Conflict):
+        change("pending", "resolved", agent=True, response=False)
+
+
+@pytest.mark.parametrize("status", ["pending", "resolved", "unresolved"])
+def test_canceled_is_final(status: str) -> None:
+    with pytest.raises(Conflict):
+        change("canceled", status, agent=True)
+
+
+def test_same_status_is_a_no_op() -> None:
+    assert change("canceled", "canceled", author=True) is False
+    assert change("pending", "pending", agent=True) is False
+
+
+def test_role_is_checked_before_the_no_op() -> None:
+    with pytest.raises(BadRequest):
+        change("pending", "pending", author=True)
+
+
+def test_staff_author_may_do_both() -> None:
+    assert rules.allowed_targets(is_author=True, is_agent=True) == {
+        "pending",
+        "resolved",
+        "unresolved",
+        "canceled",
+    }
+
+
+def test_nobody_else_may_set_anything() -> None:
+    assert rules.allowed_targets(is_author=False, is_agent=False) == frozenset()
+
+
+def test_message_types() -> None:
+    assert rules.message_type(is_agent=True) == "response"
+    assert rules.message_type(is_agent=False) == "request"
+
+
+@pytest.mark.parametrize("status", ["resolved", "unresolved"])
+def test_customer_message_reopens(status: str) -> None:
+    assert rules.status_after_message(status, is_agent=False) == "pending"  # type: ignore[arg-type]
+    assert rules.status_after_message(status, is_agent=True) == status  # type: ignore[arg-type]
+
+
+def test_no_messages_on_canceled_tickets() -> None:
+    with pytest.raises(Conflict):
+        rules.check_can_post("canceled")
+    rules.check_can_post("resolved")
