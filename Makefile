@@ -20,7 +20,7 @@ run: install  ## start the service (SQLite in ./ticketdesk.db unless DATABASE_UR
 	$(VENV)/bin/ticketdesk serve
 
 test: install-dev  ## the test suite, on SQLite and on PostgreSQL (TEST_DATABASE_URL)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 check: install-dev  ## lint, formatting and types
 	$(VENV)/bin/ruff check src tests
