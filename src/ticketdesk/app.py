@@ -10,13 +10,14 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from ticketdesk import __version__
 from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
 from ticketdesk.db import create_engine
 from ticketdesk.errors import install_error_handlers
-from ticketdesk.middleware import OldClientCompatibility, LimitBodySize
+from ticketdesk.middleware import LimitBodySize, OldClientCompatibility
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package: self-hosted docs must not need a CDN.
+    app = FastAPIOffline(
         title="ticketdesk",
         version=__version__,
         description=DESCRIPTION,
