@@ -92,3 +92,10 @@ def test_a_short_jwt_key_stops_the_server_from_starting(tmp_path: Path) -> None:
     result = run(["serve", "--port", "1"], tmp_path, JWT_KEY="too-short")
     assert result.returncode != 0
     assert "JWT_KEY" in result.stderr
+
+
+def test_create_superuser_without_a_terminal_asks_for_password_stdin(tmp_path: Path) -> None:
+    result = run(["create-superuser", "--email", "a@example.com", "--username", "a"], tmp_path)
+    assert result.returncode != 0
+    assert "--password-stdin" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -65,7 +65,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
-    app.state.api_routes = [route for router in routers for route in router.routes]
+    # Routes by path and method, for the Allow header of a 405 (the docs pages included).
+    app.state.api_routes = [
+        *(route for route in app.routes if hasattr(route, "methods")),
+        *(route for router in routers for route in router.routes),
+    ]
     app.add_middleware(OldClientCompatibility)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     _document_400_not_422(app)

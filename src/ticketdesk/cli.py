@@ -37,6 +37,8 @@ def _serve(args: argparse.Namespace) -> None:
         settings.signing_key()  # generated here once, not by each worker
     except ValueError as exc:
         sys.exit(f"ticketdesk: {exc}")
+    if settings.jwt_key is None:
+        log.info("JWT_KEY is not set: tokens are signed with the key in %s", settings.key_file())
     uvicorn.run(
         "ticketdesk.app:create_app",
         factory=True,
@@ -58,6 +60,8 @@ def _migrate(args: argparse.Namespace) -> None:
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        sys.exit("ticketdesk: no terminal to prompt on: pipe the password in with --password-stdin")
     password = getpass.getpass("Password: ")
     if getpass.getpass("Password (again): ") != password:
         sys.exit("ticketdesk: the passwords do not match")

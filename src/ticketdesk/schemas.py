@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from ticketdesk.errors import NotFound
 
@@ -29,23 +28,21 @@ def _not_blank(value: str) -> str:
     return value
 
 
-StorableStr = Annotated[str, AfterValidator(_storable)]
+Storable = AfterValidator(_storable)
 """Text that both PostgreSQL and SQLite store as sent."""
+NotBlank = AfterValidator(_not_blank)
 
-NonBlankStr = Annotated[StorableStr, AfterValidator(_not_blank)]
-
-Username = Annotated[NonBlankStr, Field(min_length=1, max_length=64)]
-Password = Annotated[StorableStr, Field(min_length=8, max_length=1024)]
+# Length constraints come first, so pydantic reports them in characters.
+Username = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable, NotBlank]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=1024), Storable]
+AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024), Storable]
+"""A password as typed at login: checked, never stored, so no rules beyond the bounds."""
 
 
 class RequestBody(BaseModel):
     """A JSON body: strict about types, silent about fields it does not know."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
-
-
-class Timestamped(BaseModel):
-    created_at: datetime
 
 
 def _existing_id(value: int) -> int:

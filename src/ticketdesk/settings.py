@@ -85,9 +85,12 @@ class Settings(BaseSettings):
         """JWT_KEY, or a key generated once and kept (mode 0600) beside the SQLite database."""
         if self.jwt_key is not None:
             return self.jwt_key.get_secret_value().encode()
-        return _load_or_create_key(self.jwt_key_file or self._default_key_file())
+        return _load_or_create_key(self.key_file())
 
-    def _default_key_file(self) -> Path:
+    def key_file(self) -> Path:
+        """Where the generated signing key is kept when JWT_KEY is not set."""
+        if self.jwt_key_file is not None:
+            return self.jwt_key_file
         if self.is_sqlite and self.database.database not in (None, "", ":memory:"):
             return Path(str(self.database.database)).resolve().parent / JWT_KEY_FILE_NAME
         return Path.cwd() / JWT_KEY_FILE_NAME
@@ -124,7 +127,6 @@ def _load_or_create_key(path: Path) -> bytes:
         return key
     if len(key) < MIN_JWT_KEY_BYTES:
         raise ValueError(f"the key in {path} is shorter than {MIN_JWT_KEY_BYTES} bytes")
-    log.info("JWT_KEY is not set: using the signing key stored in %s", path)
     return key
 
 

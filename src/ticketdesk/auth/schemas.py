@@ -3,14 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, StringConstraints
 
-from ticketdesk.schemas import RequestBody, StorableStr
+from ticketdesk.schemas import AnyPassword, RequestBody, Storable
 
 
 class LoginIn(RequestBody):
-    email: Annotated[StorableStr, Field(min_length=1, max_length=320)]
-    password: Annotated[StorableStr, Field(min_length=1, max_length=1024)]
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320), Storable]
+    password: AnyPassword
 
 
 class TokenOut(BaseModel):

@@ -13,9 +13,12 @@ router = APIRouter(prefix="/staff-keys", tags=["staff keys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 401, 403))
-async def create_staff_key(body: StaffKeyIn, user: SuperUser, conn: DbConn) -> NewStaffKeyOut:
+async def create_staff_key(
+    user: SuperUser, conn: DbConn, body: StaffKeyIn | None = None
+) -> NewStaffKeyOut:
     """Issue a single-use key for registering one staff user; the key is shown only here."""
-    key, row = await service.create_key(conn, created_by=user.id, expires_at=body.expires_at)
+    expires_at = body.expires_at if body else None
+    key, row = await service.create_key(conn, created_by=user.id, expires_at=expires_at)
     return NewStaffKeyOut(key=key, **row._mapping)
 
 

@@ -3,15 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
-from ticketdesk.schemas import NonBlankStr, RequestBody
+from ticketdesk.schemas import NotBlank, RequestBody, Storable
 from ticketdesk.tickets.rules import MessageType, Status
+
+MessageText = Annotated[str, StringConstraints(min_length=1), Storable, NotBlank]
 
 
 class TicketCreate(RequestBody):
-    topic: Annotated[NonBlankStr, Field(min_length=1, max_length=20)]
-    text: Annotated[NonBlankStr, Field(min_length=1, description="the ticket's first message")]
+    topic: Annotated[str, StringConstraints(min_length=1, max_length=20), Storable, NotBlank]
+    text: Annotated[MessageText, Field(description="the ticket's first message")]
 
 
 class TicketCreated(BaseModel):
@@ -32,7 +34,7 @@ class TicketOut(BaseModel):
 
 
 class MessageCreate(RequestBody):
-    text: Annotated[NonBlankStr, Field(min_length=1)]
+    text: MessageText
 
 
 class MessageOut(BaseModel):

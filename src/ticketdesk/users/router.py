@@ -60,7 +60,8 @@ async def get_me(user: CurrentUser, conn: DbConn) -> UserOut:
     return UserOut(**(await service.get_me(conn, user.id))._mapping)
 
 
-@router.patch("/me", responses=responses(400, 401))
+@router.put("/me", responses=responses(400, 401), summary="Update Me")
+@router.patch("/me", responses=responses(400, 401), summary="Update Me")
 async def update_me(
     body: MeUpdate,
     user: CurrentUser,

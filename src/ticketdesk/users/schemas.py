@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, EmailStr, Field
 
-from ticketdesk.schemas import Password, RequestBody, StorableStr, Username
+from ticketdesk.schemas import AnyPassword, Password, RequestBody, Username
 from ticketdesk.tickets.schemas import TicketOut
 
 
@@ -32,7 +32,7 @@ class UserUpdate(RequestBody):
 class MeUpdate(RequestBody):
     username: Username | None = None
     password: Password | None = Field(default=None, description="needs current_password")
-    current_password: Annotated[StorableStr, Field(max_length=1024)] | None = None
+    current_password: AnyPassword | None = None
 
 
 class UserOut(BaseModel):
