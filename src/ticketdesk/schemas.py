@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from ticketdesk.errors import NotFound
@@ -20,6 +21,14 @@ def _storable(value: str) -> str:
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text") from None
     return value
+
+
+def normalize_email(value: str) -> str:
+    """The form emails are stored in: email-validator's normalization, lower-cased."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return value.lower()  # matches no stored address
 
 
 def _not_blank(value: str) -> str:

@@ -15,6 +15,7 @@ from ticketdesk.auth.security import (
 )
 from ticketdesk.errors import NotFound
 from ticketdesk.models import revoked_tokens, users, utcnow
+from ticketdesk.schemas import normalize_email
 
 
 async def login(
@@ -28,7 +29,7 @@ async def login(
     async with engine.connect() as conn:
         query = select(
             users.c.id, users.c.password_hash, users.c.is_active, users.c.token_version
-        ).where(users.c.email == email.lower())
+        ).where(users.c.email == normalize_email(email))
         account = (await conn.execute(query)).one_or_none()
     # An unknown email costs one verification too, so timing does not tell them apart.
     matches = await verify_password(account.password_hash if account else dummy_hash(), password)

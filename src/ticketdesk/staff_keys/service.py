@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -31,6 +31,10 @@ async def create_key(
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise BadRequest("expires_at needs a timezone offset, e.g. 2030-01-01T00:00:00Z")
+        try:
+            expires_at = expires_at.astimezone(UTC)
+        except OverflowError:
+            raise BadRequest("expires_at is out of range") from None
         if expires_at <= utcnow():
             raise BadRequest("expires_at must lie in the future")
     key = KEY_PREFIX + secrets.token_urlsafe(32)

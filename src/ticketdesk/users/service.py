@@ -17,6 +17,7 @@ from ticketdesk.auth.service import revoke_all_tokens
 from ticketdesk.db import Record
 from ticketdesk.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ticketdesk.models import users
+from ticketdesk.schemas import normalize_email
 from ticketdesk.staff_keys.service import record_use, spend_key
 from ticketdesk.users.schemas import MeUpdate, UserCreate, UserUpdate
 
@@ -79,7 +80,7 @@ async def create_account(
             query = (
                 insert(users)
                 .values(
-                    email=account.email.lower(),
+                    email=normalize_email(account.email),
                     username=account.username,
                     password_hash=password_hash,
                     is_staff=account.is_staff,
@@ -115,7 +116,7 @@ async def update_user(
     conn: AsyncConnection, *, actor: AuthUser, user_id: int, changes: UserUpdate
 ) -> None:
     """Staff change common users; only superusers change staff, or make someone staff."""
-    if changes.is_superuser is not None:
+    if "is_superuser" in changes.model_fields_set:
         raise Forbidden("is_superuser cannot be changed through the API")
     target = (
         await conn.execute(
