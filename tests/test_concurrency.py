@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from conftest import Account, open_ticket
 from ticketdesk.models import messages, users
+from ticketdesk.settings import Settings
 
 
 async def test_fifty_parallel_messages_are_each_stored_once(
@@ -88,3 +90,29 @@ async def test_ticket_counter_is_exact_under_parallel_creation(
     assert count == 30
     listed = (await client.get("/users", headers=staff.headers)).json()
     assert listed[0]["tickets_count"] == 30
+
+
+async def test_the_connection_pool_is_bounded(
+    client: httpx.AsyncClient, customer: Account, engine: AsyncEngine, settings: Settings
+) -> None:
+    ticket_id = await open_ticket(client, customer)
+    responses = await asyncio.gather(
+        *(client.get(f"/tickets/{ticket_id}", headers=customer.headers) for _ in range(60))
+    )
+    assert {r.status_code for r in responses} == {200}
+    pool = engine.pool
+    assert isinstance(pool, AsyncAdaptedQueuePool)
+    assert pool.overflow() <= 0
+    assert pool.checkedin() <= pool.size()
+    if engine.dialect.name == "postgresql":
+        assert pool.size() == settings.db_pool_size
+        async with engine.connect() as conn:
+            open_connections = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE application_name = 'ticketdesk' AND datname = current_database()"
+                    )
+                )
+            ).scalar_one()
+        assert 1 <= open_connections <= settings.db_pool_size
