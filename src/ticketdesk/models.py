@@ -83,8 +83,9 @@ users = Table(
     Column("token_version", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     CheckConstraint("tickets_count >= 0", name="tickets_count_not_negative"),
-    Index("ix_users_tickets_count_id", Column("tickets_count").desc(), "id"),
 )
+# Most tickets first, then by id: one ascending key, so a keyset cursor can seek in it.
+Index("ix_users_by_tickets_count", -users.c.tickets_count, users.c.id)
 
 revoked_tokens = Table(
     "revoked_tokens",
@@ -116,8 +117,13 @@ tickets = Table(
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
     CheckConstraint(_in("status", TICKET_STATUSES), name="status_valid"),
-    Index("ix_tickets_author_id_created_at_id", "author_id", "created_at", "id"),
+    # One index per list order, alone and under the author or status filters.
     Index("ix_tickets_created_at_id", "created_at", "id"),
+    Index("ix_tickets_updated_at_id", "updated_at", "id"),
+    Index("ix_tickets_author_id_created_at_id", "author_id", "created_at", "id"),
+    Index("ix_tickets_author_id_updated_at_id", "author_id", "updated_at", "id"),
+    Index("ix_tickets_status_created_at_id", "status", "created_at", "id"),
+    Index("ix_tickets_status_updated_at_id", "status", "updated_at", "id"),
 )
 
 messages = Table(

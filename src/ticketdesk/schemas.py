@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
@@ -46,6 +47,17 @@ Username = Annotated[str, StringConstraints(min_length=1, max_length=64), Storab
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1024), Storable]
 AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024), Storable]
 """A password as typed at login: checked, never stored, so no rules beyond the bounds."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    # A timestamp without an offset is taken as UTC, the zone of every timestamp here.
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp out of range") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class RequestBody(BaseModel):

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
 
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.db import DbConn
 from ticketdesk.errors import responses
+from ticketdesk.pagination import PageParams, add_page_headers
 from ticketdesk.schemas import ObjectId
 from ticketdesk.tickets import service
 from ticketdesk.tickets.schemas import (
@@ -14,6 +17,7 @@ from ticketdesk.tickets.schemas import (
     TicketCreate,
     TicketCreated,
     TicketOut,
+    TicketQuery,
 )
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -26,10 +30,29 @@ async def create_ticket(body: TicketCreate, user: CurrentUser, conn: DbConn) -> 
     return TicketCreated(id=ticket_id)
 
 
-@router.get("", response_model_exclude_none=True, responses=responses(401))
-async def list_tickets(user: CurrentUser, conn: DbConn) -> list[TicketOut]:
-    """A customer's own tickets; for staff, every ticket with its author."""
-    return [TicketOut(**row._mapping) for row in await service.list_tickets(conn, viewer=user)]
+@router.get("", response_model_exclude_none=True, responses=responses(400, 401, 403))
+async def list_tickets(
+    filters: Annotated[TicketQuery, Query()],
+    page: PageParams,
+    user: CurrentUser,
+    conn: DbConn,
+    request: Request,
+    response: Response,
+) -> list[TicketOut]:
+    """A customer's own tickets; for staff, every ticket with its author. Paginated by `Link`."""
+    criteria = service.TicketFilter(
+        statuses=tuple(filters.status),
+        author_email=filters.author,
+        created_after=filters.created_after,
+        created_before=filters.created_before,
+        updated_after=filters.updated_after,
+    )
+    rows, cursor = await service.list_tickets(
+        conn, viewer=user, page=page, filters=criteria, sort=filters.sort
+    )
+    total = await service.count_tickets(conn, viewer=user, filters=criteria) if page.count else None
+    add_page_headers(request, response, cursor, total)
+    return [TicketOut(**row._mapping) for row in rows]
 
 
 @router.get("/{ticket_id}", response_model_exclude_none=True, responses=responses(400, 401, 404))
@@ -57,9 +80,18 @@ async def change_status(
 
 
 @router.get("/{ticket_id}/messages", responses=responses(400, 401, 404))
-async def list_messages(ticket_id: ObjectId, user: CurrentUser, conn: DbConn) -> list[MessageOut]:
-    """The ticket's messages, oldest first."""
-    rows = await service.list_messages(conn, viewer=user, ticket_id=ticket_id)
+async def list_messages(
+    ticket_id: ObjectId,
+    page: PageParams,
+    user: CurrentUser,
+    conn: DbConn,
+    request: Request,
+    response: Response,
+) -> list[MessageOut]:
+    """The ticket's messages, oldest first. Paginated by `Link`."""
+    rows, cursor = await service.list_messages(conn, viewer=user, ticket_id=ticket_id, page=page)
+    total = await service.count_messages(conn, ticket_id=ticket_id) if page.count else None
+    add_page_headers(request, response, cursor, total)
     return [MessageOut(**row._mapping) for row in rows]
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, insert, select, update
+from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketdesk.auth.dependencies import AuthUser
 from ticketdesk.db import Record
-from ticketdesk.errors import NotFound
+from ticketdesk.errors import Forbidden, NotFound
 from ticketdesk.models import messages, tickets, users, utcnow
+from ticketdesk.pagination import PageRequest, Sort, next_cursor, paginate, timestamp_from_json
+from ticketdesk.schemas import normalize_email
 from ticketdesk.tickets import rules
 
 _TICKET_COLUMNS = (
@@ -39,8 +43,51 @@ def _tickets_for(viewer: AuthUser) -> Select[*tuple[Any, ...]]:
     return select(*_TICKET_COLUMNS).where(tickets.c.author_id == viewer.id)
 
 
-def _oldest_first(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
-    return query.order_by(tickets.c.created_at, tickets.c.id)
+SORTS: dict[str, Sort] = {
+    name: Sort(
+        name=name,
+        id=tickets.c.id,
+        key=tickets.c[name.lstrip("-")],
+        field=name.lstrip("-"),
+        descending=name.startswith("-"),
+        from_json=timestamp_from_json,
+    )
+    for name in ("created_at", "-created_at", "updated_at", "-updated_at")
+}
+MESSAGES_IN_ORDER = Sort(name="id", id=messages.c.id)
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    statuses: tuple[rules.Status, ...] = ()
+    author_email: str | None = None
+    author_id: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+
+
+def _filtered(
+    query: Select[*tuple[Any, ...]], viewer: AuthUser, filters: TicketFilter
+) -> Select[*tuple[Any, ...]]:
+    if not viewer.is_agent:
+        if filters.author_email is not None or filters.author_id is not None:
+            raise Forbidden("only staff filter tickets by author")
+        query = query.where(tickets.c.author_id == viewer.id)
+    if filters.statuses:
+        query = query.where(tickets.c.status.in_(filters.statuses))
+    if filters.author_email is not None:
+        author = select(users.c.id).where(users.c.email == normalize_email(filters.author_email))
+        query = query.where(tickets.c.author_id == author.scalar_subquery())
+    if filters.author_id is not None:
+        query = query.where(tickets.c.author_id == filters.author_id)
+    if filters.created_after is not None:
+        query = query.where(tickets.c.created_at > filters.created_after)
+    if filters.created_before is not None:
+        query = query.where(tickets.c.created_at < filters.created_before)
+    if filters.updated_after is not None:
+        query = query.where(tickets.c.updated_at > filters.updated_after)
+    return query
 
 
 async def create_ticket(conn: AsyncConnection, *, author: AuthUser, topic: str, text: str) -> int:
@@ -74,15 +121,26 @@ async def create_ticket(conn: AsyncConnection, *, author: AuthUser, topic: str, 
     return ticket_id
 
 
-async def list_tickets(conn: AsyncConnection, *, viewer: AuthUser) -> Sequence[Record]:
-    return (await conn.execute(_oldest_first(_tickets_for(viewer)))).all()
+async def list_tickets(
+    conn: AsyncConnection,
+    *,
+    viewer: AuthUser,
+    page: PageRequest,
+    filters: TicketFilter = TicketFilter(),
+    sort: str = "created_at",
+) -> tuple[Sequence[Record], str | None]:
+    """One page of the tickets the viewer may see, and the cursor of the next page."""
+    order = SORTS[sort]
+    query = paginate(_filtered(_tickets_for(viewer), viewer, filters), order, page)
+    rows = (await conn.execute(query)).all()
+    return rows[: page.limit], next_cursor(rows, order, page)
 
 
-async def list_tickets_by(
-    conn: AsyncConnection, *, viewer: AuthUser, author_id: int
-) -> Sequence[Record]:
-    query = _oldest_first(_tickets_for(viewer).where(tickets.c.author_id == author_id))
-    return (await conn.execute(query)).all()
+async def count_tickets(
+    conn: AsyncConnection, *, viewer: AuthUser, filters: TicketFilter = TicketFilter()
+) -> int:
+    query = _filtered(select(func.count()).select_from(tickets), viewer, filters)
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def get_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int) -> Record:
@@ -134,13 +192,18 @@ async def change_status(
 
 
 async def list_messages(
-    conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int
-) -> Sequence[Record]:
+    conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int, page: PageRequest
+) -> tuple[Sequence[Record], str | None]:
+    """One page of the ticket's messages, oldest first, and the cursor of the next page."""
     await get_ticket(conn, viewer=viewer, ticket_id=ticket_id)
-    query = (
-        select(*_MESSAGE_COLUMNS).where(messages.c.ticket_id == ticket_id).order_by(messages.c.id)
-    )
-    return (await conn.execute(query)).all()
+    query = select(*_MESSAGE_COLUMNS).where(messages.c.ticket_id == ticket_id)
+    rows = (await conn.execute(paginate(query, MESSAGES_IN_ORDER, page))).all()
+    return rows[: page.limit], next_cursor(rows, MESSAGES_IN_ORDER, page)
+
+
+async def count_messages(conn: AsyncConnection, *, ticket_id: int) -> int:
+    query = select(func.count()).where(messages.c.ticket_id == ticket_id)
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def post_message(

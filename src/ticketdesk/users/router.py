@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials
 
 from ticketdesk.auth.dependencies import (
@@ -15,10 +15,11 @@ from ticketdesk.auth.router import token_out
 from ticketdesk.auth.security import create_token
 from ticketdesk.db import DbConn, Engine
 from ticketdesk.errors import responses
+from ticketdesk.pagination import DEFAULT_LIMIT, PageParams, PageRequest, add_page_headers
 from ticketdesk.schemas import ObjectId
 from ticketdesk.settings import AppSettings
 from ticketdesk.tickets.schemas import TicketOut
-from ticketdesk.tickets.service import list_tickets_by
+from ticketdesk.tickets.service import TicketFilter, list_tickets
 from ticketdesk.users import service
 from ticketdesk.users.schemas import (
     MeUpdate,
@@ -48,10 +49,15 @@ async def register(
     return UserOut(**row._mapping)
 
 
-@router.get("", responses=responses(401, 403))
-async def list_users(user: StaffUser, conn: DbConn) -> list[UserListItem]:
-    """Every user, most tickets first (staff only)."""
-    return [UserListItem(**row._mapping) for row in await service.list_users(conn)]
+@router.get("", responses=responses(400, 401, 403))
+async def list_users(
+    page: PageParams, user: StaffUser, conn: DbConn, request: Request, response: Response
+) -> list[UserListItem]:
+    """Users, most tickets first (staff only). Paginated by `Link`."""
+    rows, cursor = await service.list_users(conn, page=page)
+    total = await service.count_users(conn) if page.count else None
+    add_page_headers(request, response, cursor, total)
+    return [UserListItem(**row._mapping) for row in rows]
 
 
 @router.get("/me", responses=responses(401))
@@ -83,16 +89,30 @@ async def update_me(
     return UserOut(**(await service.get_me(conn, user.id))._mapping)
 
 
-async def _detail(conn: DbConn, viewer: StaffUser, user_id: int) -> UserDetail:
+async def _detail(
+    conn: DbConn, viewer: StaffUser, user_id: int, page: PageRequest
+) -> tuple[UserDetail, str | None]:
     row = await service.get_user(conn, user_id)
-    tickets = await list_tickets_by(conn, viewer=viewer, author_id=user_id)
-    return UserDetail(**row._mapping, tickets=[TicketOut(**t._mapping) for t in tickets])
+    tickets, cursor = await list_tickets(
+        conn, viewer=viewer, page=page, filters=TicketFilter(author_id=user_id)
+    )
+    detail = UserDetail(**row._mapping, tickets=[TicketOut(**t._mapping) for t in tickets])
+    return detail, cursor
 
 
 @router.get("/{user_id}", responses=responses(400, 401, 403, 404))
-async def get_user(user_id: ObjectId, user: StaffUser, conn: DbConn) -> UserDetail:
-    """A user and their tickets (staff only)."""
-    return await _detail(conn, user, user_id)
+async def get_user(
+    user_id: ObjectId,
+    page: PageParams,
+    user: StaffUser,
+    conn: DbConn,
+    request: Request,
+    response: Response,
+) -> UserDetail:
+    """A user and a page of their tickets, oldest first (staff only). Paginated by `Link`."""
+    detail, cursor = await _detail(conn, user, user_id, page)
+    add_page_headers(request, response, cursor, detail.tickets_count if page.count else None)
+    return detail
 
 
 _UPDATE_DOC = {
@@ -104,8 +124,16 @@ _UPDATE_DOC = {
 @router.put("/{user_id}", **_UPDATE_DOC)  # type: ignore[arg-type]
 @router.patch("/{user_id}", **_UPDATE_DOC)  # type: ignore[arg-type]
 async def update_user(
-    user_id: ObjectId, body: UserUpdate, user: StaffUser, conn: DbConn
+    user_id: ObjectId,
+    body: UserUpdate,
+    user: StaffUser,
+    conn: DbConn,
+    request: Request,
+    response: Response,
 ) -> UserDetail:
     """Rename or block a user (staff); grant or withdraw staff status (superusers)."""
     await service.update_user(conn, actor=user, user_id=user_id, changes=body)
-    return await _detail(conn, user, user_id)
+    page = PageRequest(limit=DEFAULT_LIMIT, cursor=None, count=False)
+    detail, cursor = await _detail(conn, user, user_id, page)
+    add_page_headers(request, response, cursor)
+    return detail

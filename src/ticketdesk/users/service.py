@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import SecretStr
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -17,6 +17,7 @@ from ticketdesk.auth.service import revoke_all_tokens
 from ticketdesk.db import Record
 from ticketdesk.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ticketdesk.models import users
+from ticketdesk.pagination import PageRequest, Sort, int_from_json, next_cursor, paginate
 from ticketdesk.schemas import normalize_email
 from ticketdesk.staff_keys.service import record_use, spend_key
 from ticketdesk.users.schemas import MeUpdate, UserCreate, UserUpdate
@@ -96,9 +97,25 @@ async def create_account(
         raise BadRequest("a user with this email already exists") from None
 
 
-async def list_users(conn: AsyncConnection) -> Sequence[Record]:
-    query = select(*LIST_COLUMNS).order_by(users.c.tickets_count.desc(), users.c.id)
-    return (await conn.execute(query)).all()
+MOST_TICKETS_FIRST = Sort(
+    name="tickets_count",
+    id=users.c.id,
+    key=-users.c.tickets_count,  # one ascending key, as the index has it
+    field="tickets_count",
+    from_json=lambda value: -int_from_json(value),
+)
+
+
+async def list_users(
+    conn: AsyncConnection, *, page: PageRequest
+) -> tuple[Sequence[Record], str | None]:
+    """One page of users, most tickets first, then by id; and the cursor of the next page."""
+    rows = (await conn.execute(paginate(select(*LIST_COLUMNS), MOST_TICKETS_FIRST, page))).all()
+    return rows[: page.limit], next_cursor(rows, MOST_TICKETS_FIRST, page)
+
+
+async def count_users(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
 
 
 async def get_user(conn: AsyncConnection, user_id: int) -> Record:

@@ -1,0 +1,144 @@
+"""Keyset pagination: opaque cursors, page sizes, and the RFC 8288 `Link` header.
+
+A page is fetched with one more row than asked for; that extra row only says a next
+page exists. The cursor holds the sort key of the page's last row, so the next page
+starts from an index seek, however deep it lies: there is no OFFSET anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, Response
+from sqlalchemy import ColumnElement, Select, literal, tuple_
+
+from ticketdesk.errors import BadRequest
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_CURSOR_LENGTH = 512
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def timestamp_from_json(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return parsed
+
+
+def int_from_json(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("not an integer")
+    return value
+
+
+@dataclass(frozen=True)
+class Sort:
+    """An order over rows: by `key`, then by `id`; ascending unless `descending`.
+
+    Rows are expected to carry an `id` field, and the key's value in `field`; the cursor
+    keeps that value, and `from_json` turns it back into the key's value for the query.
+    """
+
+    name: str
+    id: ColumnElement[Any]
+    key: ColumnElement[Any] | None = None  # None: by id alone
+    field: str | None = None
+    descending: bool = False
+    from_json: Callable[[Any], Any] = _identity
+
+    def order_by(self) -> list[ColumnElement[Any]]:
+        columns = [self.id] if self.key is None else [self.key, self.id]
+        return [c.desc() for c in columns] if self.descending else columns
+
+    def after(self, key: Any, row_id: int) -> ColumnElement[bool]:
+        if self.key is None:
+            return self.id < row_id if self.descending else self.id > row_id
+        row = tuple_(self.key, self.id)
+        bound = tuple_(literal(key, type_=self.key.type), literal(row_id, type_=self.id.type))
+        return row < bound if self.descending else row > bound
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int
+    cursor: str | None
+    count: bool
+
+
+def page_request(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="from the previous page's Link header"),
+    ] = None,
+    count: Annotated[
+        bool, Query(description="true: the total number of matching rows in X-Total-Count")
+    ] = False,
+) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor, count=count)
+
+
+PageParams = Annotated[PageRequest, Depends(page_request)]
+
+
+def encode_cursor(sort_name: str, value: object, row_id: int) -> str:
+    """The cursor that continues after the row with this sort key and id."""
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC).isoformat()
+    raw = json.dumps([sort_name, value, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, value, row_id = json.loads(raw)
+        if name != sort.name:
+            raise BadRequest("the cursor belongs to another sort order")
+        if not isinstance(row_id, int) or isinstance(row_id, bool):
+            raise ValueError("bad id")
+        return (sort.from_json(value) if sort.key is not None else None), row_id
+    except BadRequest:
+        raise
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        raise BadRequest("invalid cursor") from None
+
+
+def paginate(
+    query: Select[*tuple[Any, ...]], sort: Sort, page: PageRequest
+) -> Select[*tuple[Any, ...]]:
+    """The query in the sort's order, from the cursor on, one row past the page."""
+    if page.cursor is not None:
+        query = query.where(sort.after(*decode_cursor(page.cursor, sort)))
+    return query.order_by(*sort.order_by()).limit(page.limit + 1)
+
+
+def next_cursor(rows: Sequence[Any], sort: Sort, page: PageRequest) -> str | None:
+    """The cursor of the page after these rows, or None on the last page."""
+    if len(rows) <= page.limit:
+        return None
+    last = rows[page.limit - 1]._mapping
+    return encode_cursor(sort.name, last[sort.field] if sort.field else None, last["id"])
+
+
+def add_page_headers(
+    request: Request, response: Response, cursor: str | None, total: int | None = None
+) -> None:
+    if cursor is not None:
+        url = request.url.include_query_params(cursor=cursor)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    if total is not None:
+        response.headers["X-Total-Count"] = str(total)
