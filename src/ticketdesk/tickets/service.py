@@ -130,10 +130,14 @@ async def list_tickets(
     sort: str = "created_at",
 ) -> tuple[Sequence[Record], str | None]:
     """One page of the tickets the viewer may see, and the cursor of the next page."""
-    order = SORTS[sort]
-    query = paginate(_filtered(_tickets_for(viewer), viewer, filters), order, page)
-    rows = (await conn.execute(query)).all()
-    return rows[: page.limit], next_cursor(rows, order, page)
+    rows = (await conn.execute(ticket_page_query(viewer, page, filters, sort))).all()
+    return rows[: page.limit], next_cursor(rows, SORTS[sort], page)
+
+
+def ticket_page_query(
+    viewer: AuthUser, page: PageRequest, filters: TicketFilter, sort: str
+) -> Select[*tuple[Any, ...]]:
+    return paginate(_filtered(_tickets_for(viewer), viewer, filters), SORTS[sort], page)
 
 
 async def count_tickets(
