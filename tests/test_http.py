@@ -189,18 +189,28 @@ async def test_docs_page(client: httpx.AsyncClient) -> None:
 async def test_unexpected_errors_are_500_without_details(
     app: FastAPI, customer: Account, engine: AsyncEngine
 ) -> None:
-    await engine.dispose()
-    app.state.engine = _BrokenEngine()
+    read_engine = app.state.read_engine
+    app.state.engine = app.state.read_engine = _BrokenEngine()
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        response = await client.get("/tickets", headers=customer.headers)
-    app.state.engine = engine
-    assert response.status_code == 500
-    assert response.json() == {"detail": "internal server error"}
+        responses = [
+            await client.get("/tickets", headers=customer.headers),
+            await client.post(
+                "/tickets", json={"topic": "a", "text": "b"}, headers=customer.headers
+            ),
+        ]
+    app.state.engine, app.state.read_engine = engine, read_engine
+    for response in responses:
+        assert response.status_code == 500
+        assert response.json() == {"detail": "internal server error"}
+        assert "hunter2" not in response.text
 
 
 class _BrokenEngine:
     def begin(self) -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    def connect(self) -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
 

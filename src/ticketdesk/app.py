@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from ticketdesk import __version__
+from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, token_claims
 from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
-from ticketdesk.db import create_engine
+from ticketdesk.db import create_engine, reads_without_transaction
 from ticketdesk.errors import install_error_handlers
 from ticketdesk.middleware import LimitBodySize, OldClientCompatibility
 from ticketdesk.settings import Settings
@@ -39,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
+        app.state.read_engine = reads_without_transaction(app.state.engine)
         await anyio.to_thread.run_sync(dummy_hash)  # computed once, before the first login
         try:
             yield
@@ -76,6 +80,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def _depends_on(dependant: Dependant, target: Callable[..., Any]) -> bool:
+    return any(sub.call is target or _depends_on(sub, target) for sub in dependant.dependencies)
+
+
+def _document_token_auth(schema: dict[str, Any], app: FastAPI) -> None:
+    """Both ways of sending the token, on every operation that reads it."""
+    components = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in (bearer_scheme, cookie_scheme):
+        components[scheme.scheme_name] = scheme.model.model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+    security: list[dict[str, list[str]]] = [
+        {bearer_scheme.scheme_name: []},
+        {cookie_scheme.scheme_name: []},
+    ]
+    for route in app.state.api_routes:
+        if isinstance(route, APIRoute) and _depends_on(route.dependant, token_claims):
+            for method in route.methods or ():
+                schema["paths"][route.path_format][method.lower()]["security"] = security
+
+
 def _document_400_not_422(app: FastAPI) -> None:
     """Validation errors are answered with 400 here; drop FastAPI's generated 422 entries."""
 
@@ -90,6 +115,7 @@ def _document_400_not_422(app: FastAPI) -> None:
             for path in schema["paths"].values():
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
+            _document_token_auth(schema, app)
             schemas = schema.get("components", {}).get("schemas", {})
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)

@@ -52,17 +52,41 @@ def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def reads_without_transaction(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, each statement on its own: no BEGIN and COMMIT round trips.
+
+    PostgreSQL's READ COMMITTED gives each statement its own snapshot even inside a
+    transaction, so a request that only reads loses nothing by this. SQLite keeps its
+    transactions, which is what serializes it.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def _request_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One transaction per request: committed before the response is sent, rolled back on error."""
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.begin() as conn:
-        yield conn
+    """One transaction per request: committed before the response is sent, rolled back on error.
+
+    Requests that cannot write (GET) read without a transaction.
+    """
+    state = request.app.state
+    if request.method in _SAFE_METHODS:
+        async with state.read_engine.connect() as conn:
+            yield conn
+    else:
+        async with state.engine.begin() as conn:
+            yield conn
 
 
 DbConn = Annotated[AsyncConnection, Depends(_request_connection, scope="function")]
 
 
-def get_engine(request: Request) -> AsyncEngine:
+# Dependencies are `async def` even when they do not await: FastAPI runs plain `def`
+# dependencies in a thread pool, a hop per dependency per request.
+async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 

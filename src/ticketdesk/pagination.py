@@ -76,7 +76,7 @@ class PageRequest:
     count: bool
 
 
-def page_request(
+async def page_request(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
     ] = DEFAULT_LIMIT,

@@ -130,7 +130,7 @@ def _load_or_create_key(path: Path) -> bytes:
     return key
 
 
-def _app_settings(request: Request) -> Settings:
+async def _app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import exists, select
+from fastapi.security import APIKeyCookie, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from sqlalchemy import bindparam, exists, select
 
 from ticketdesk.auth.security import TokenClaims, decode_token
 from ticketdesk.db import DbConn
@@ -37,7 +38,7 @@ class AuthUser:
         return self.is_staff or self.is_superuser
 
 
-def _signing_key(request: Request) -> bytes:
+async def _signing_key(request: Request) -> bytes:
     key: bytes = request.app.state.signing_key
     return key
 
@@ -45,35 +46,42 @@ def _signing_key(request: Request) -> bytes:
 SigningKey = Annotated[bytes, Depends(_signing_key)]
 
 
-def token_claims(
-    key: SigningKey,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    cookie: Annotated[str | None, Depends(cookie_scheme)],
-) -> TokenClaims:
-    token = bearer.credentials if bearer else cookie
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of `Authorization: Bearer <token>`; the scheme must be exactly that."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def token_claims(request: Request) -> TokenClaims:
+    """The claims of the request's token, from the Authorization header or the cookie.
+
+    It reads the request itself rather than through FastAPI's security classes: this
+    runs on every request, and each dependency has a price. `app.py` documents both
+    schemes in the OpenAPI schema for every operation that depends on this.
+    """
+    token = bearer_token(request.headers.get("authorization")) or request.cookies.get(TOKEN_COOKIE)
     if not token:
         raise Unauthorized()
-    return decode_token(token, key)
+    return decode_token(token, request.app.state.signing_key)
+
+
+# Built once: constructing a statement costs more than running it (see db.py).
+_TOKEN_USER = select(
+    users.c.id, users.c.email, users.c.username, users.c.is_staff, users.c.is_superuser
+).where(
+    users.c.id == bindparam("user_id"),
+    users.c.is_active,
+    users.c.token_version == bindparam("version"),
+    ~exists().where(revoked_tokens.c.jti == bindparam("jti")),
+)
 
 
 async def current_user(
     claims: Annotated[TokenClaims, Depends(token_claims)], conn: DbConn
 ) -> AuthUser:
     """The token's user, if they still exist, are active, and the token was not revoked."""
-    revoked = exists().where(revoked_tokens.c.jti == claims.jti)
-    query = select(
-        users.c.id,
-        users.c.email,
-        users.c.username,
-        users.c.is_staff,
-        users.c.is_superuser,
-    ).where(
-        users.c.id == claims.user_id,
-        users.c.is_active,
-        users.c.token_version == claims.version,
-        ~revoked,
-    )
-    row = (await conn.execute(query)).one_or_none()
+    params = {"user_id": claims.user_id, "version": claims.version, "jti": claims.jti}
+    row = (await conn.execute(_TOKEN_USER, params)).one_or_none()
     if row is None:
         raise Unauthorized("invalid or expired token")
     return AuthUser(
@@ -89,13 +97,13 @@ async def current_user(
 CurrentUser = Annotated[AuthUser, Depends(current_user)]
 
 
-def _agent(user: CurrentUser) -> AuthUser:
+async def _agent(user: CurrentUser) -> AuthUser:
     if not user.is_agent:
         raise Forbidden("staff only")
     return user
 
 
-def _superuser(user: CurrentUser) -> AuthUser:
+async def _superuser(user: CurrentUser) -> AuthUser:
     if not user.is_superuser:
         raise Forbidden("superusers only")
     return user

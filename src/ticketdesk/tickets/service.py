@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, insert, select, update
+from sqlalchemy import Select, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketdesk.auth.dependencies import AuthUser
@@ -34,12 +34,21 @@ _MESSAGE_COLUMNS = (
 _NO_TICKET = "no such ticket"
 
 
+def _tickets_for_agents() -> Select[*tuple[Any, ...]]:
+    """Staff see every ticket, with its author's email."""
+    return select(*_TICKET_COLUMNS, users.c.email.label("author")).join(
+        users, users.c.id == tickets.c.author_id
+    )
+
+
+def _tickets_for_authors() -> Select[*tuple[Any, ...]]:
+    """A customer sees only their own tickets."""
+    return select(*_TICKET_COLUMNS).where(tickets.c.author_id == bindparam("viewer_id"))
+
+
 def _tickets_for(viewer: AuthUser) -> Select[*tuple[Any, ...]]:
-    """Staff see every ticket with its author's email; a customer sees only their own."""
     if viewer.is_agent:
-        return select(*_TICKET_COLUMNS, users.c.email.label("author")).join(
-            users, users.c.id == tickets.c.author_id
-        )
+        return _tickets_for_agents()
     return select(*_TICKET_COLUMNS).where(tickets.c.author_id == viewer.id)
 
 
@@ -147,9 +156,37 @@ async def count_tickets(
     return int((await conn.execute(query)).scalar_one())
 
 
+def _one_ticket(viewer_is_agent: bool) -> Select[*tuple[Any, ...]]:
+    query = _tickets_for_agents() if viewer_is_agent else _tickets_for_authors()
+    return query.where(tickets.c.id == bindparam("ticket_id"))
+
+
+def _locked(viewer_is_agent: bool) -> Select[*tuple[Any, ...]]:
+    query = select(tickets.c.author_id, tickets.c.status).where(
+        tickets.c.id == bindparam("ticket_id")
+    )
+    if not viewer_is_agent:
+        query = query.where(tickets.c.author_id == bindparam("viewer_id"))
+    return query.with_for_update()
+
+
+# The statements of every request that touches one ticket, built once per viewer kind.
+_GET_TICKET = {is_agent: _one_ticket(is_agent) for is_agent in (False, True)}
+_LOCK_TICKET = {is_agent: _locked(is_agent) for is_agent in (False, True)}
+_HAS_RESPONSE = select(
+    exists().where(messages.c.ticket_id == bindparam("ticket_id"), messages.c.type == "response")
+)
+_INSERT_MESSAGE = insert(messages).returning(*_MESSAGE_COLUMNS)
+_TOUCH_TICKET = (
+    update(tickets)
+    .where(tickets.c.id == bindparam("ticket_id"))
+    .values(status=bindparam("new_status"), updated_at=bindparam("now"))
+)
+
+
 async def get_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int) -> Record:
-    query = _tickets_for(viewer).where(tickets.c.id == ticket_id)
-    row = (await conn.execute(query)).one_or_none()
+    params = {"ticket_id": ticket_id, "viewer_id": viewer.id}
+    row = (await conn.execute(_GET_TICKET[viewer.is_agent], params)).one_or_none()
     if row is None:
         raise NotFound(_NO_TICKET)
     return row
@@ -157,10 +194,8 @@ async def get_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int)
 
 async def _lock_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int) -> Record:
     """The ticket's author and status, row-locked until the transaction ends."""
-    query = select(tickets.c.author_id, tickets.c.status).where(tickets.c.id == ticket_id)
-    if not viewer.is_agent:
-        query = query.where(tickets.c.author_id == viewer.id)
-    row = (await conn.execute(query.with_for_update())).one_or_none()
+    params = {"ticket_id": ticket_id, "viewer_id": viewer.id}
+    row = (await conn.execute(_LOCK_TICKET[viewer.is_agent], params)).one_or_none()
     if row is None:
         raise NotFound(_NO_TICKET)
     return row
@@ -172,13 +207,7 @@ async def change_status(
     ticket = await _lock_ticket(conn, viewer=viewer, ticket_id=ticket_id)
     has_response = (
         status == "resolved"
-        and (
-            await conn.execute(
-                select(
-                    exists().where(messages.c.ticket_id == ticket_id, messages.c.type == "response")
-                )
-            )
-        ).scalar_one()
+        and (await conn.execute(_HAS_RESPONSE, {"ticket_id": ticket_id})).scalar_one()
     )
     if rules.check_status_change(
         ticket.status,
@@ -187,11 +216,8 @@ async def change_status(
         is_agent=viewer.is_agent,
         has_response=has_response,
     ):
-        await conn.execute(
-            update(tickets)
-            .where(tickets.c.id == ticket_id)
-            .values(status=status, updated_at=utcnow())
-        )
+        params = {"ticket_id": ticket_id, "new_status": status, "now": utcnow()}
+        await conn.execute(_TOUCH_TICKET, params)
     return await get_ticket(conn, viewer=viewer, ticket_id=ticket_id)
 
 
@@ -216,25 +242,16 @@ async def post_message(
     ticket = await _lock_ticket(conn, viewer=viewer, ticket_id=ticket_id)
     rules.check_can_post(ticket.status)
     now = utcnow()
-    message = (
-        await conn.execute(
-            insert(messages)
-            .values(
-                ticket_id=ticket_id,
-                author_id=viewer.id,
-                type=rules.message_type(is_agent=viewer.is_agent),
-                text=text,
-                created_at=now,
-            )
-            .returning(*_MESSAGE_COLUMNS)
-        )
-    ).one()
+    values = {
+        "ticket_id": ticket_id,
+        "author_id": viewer.id,
+        "type": rules.message_type(is_agent=viewer.is_agent),
+        "text": text,
+        "created_at": now,
+    }
+    message = (await conn.execute(_INSERT_MESSAGE, values)).one()
+    new_status = rules.status_after_message(ticket.status, is_agent=viewer.is_agent)
     await conn.execute(
-        update(tickets)
-        .where(tickets.c.id == ticket_id)
-        .values(
-            updated_at=now,
-            status=rules.status_after_message(ticket.status, is_agent=viewer.is_agent),
-        )
+        _TOUCH_TICKET, {"ticket_id": ticket_id, "new_status": new_status, "now": now}
     )
     return message
