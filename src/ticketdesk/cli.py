@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 
 from pydantic import TypeAdapter, ValidationError
@@ -120,7 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (default: SERVER_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: SERVER_PORT, 8089)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes, each with its own pool of DB_POOL_SIZE connections "
+        "(default: the number of CPUs)",
+    )
     serve.add_argument(
         "--no-migrate",
         action="store_true",

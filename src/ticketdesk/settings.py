@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     db_user: str | None = None
     db_password: SecretStr | None = None
     db_name: str | None = None
-    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_pool_size: int = Field(default=8, ge=1, le=1000)  # per worker process
     db_pool_timeout: float = Field(default=10.0, gt=0)
 
     jwt_key: SecretStr | None = None
