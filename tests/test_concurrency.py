@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 from sqlalchemy import select, text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from conftest import Account, open_ticket
+from conftest import Account, make_settings, open_ticket
+from ticketdesk.app import create_app
 from ticketdesk.models import messages, users
 from ticketdesk.settings import Settings
 
@@ -116,3 +119,19 @@ async def test_the_connection_pool_is_bounded(
                 )
             ).scalar_one()
         assert 1 <= open_connections <= settings.db_pool_size
+
+
+async def test_an_exhausted_pool_is_503_with_retry_after(
+    database_url: URL, tmp_path: Path, customer: Account
+) -> None:
+    settings = make_settings(database_url, tmp_path, db_pool_size=1, db_pool_timeout=0.2)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        engine: AsyncEngine = app.state.engine
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with engine.connect():  # the only connection, held
+                response = await client.get("/tickets", headers=customer.headers)
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "1"
+            assert (await client.get("/tickets", headers=customer.headers)).status_code == 200

@@ -17,7 +17,13 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database
     if settings.is_sqlite:
-        engine = create_async_engine(url, pool_size=5, max_overflow=0, hide_parameters=True)
+        engine = create_async_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=0,
+            pool_timeout=settings.db_pool_timeout,
+            hide_parameters=True,
+        )
         _serialize_sqlite_writers(engine)
         return engine
     return create_async_engine(

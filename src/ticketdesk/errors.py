@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("ticketdesk")
@@ -125,6 +126,12 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     return _json(400, "the database refused a value in the request")
 
 
+async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+    # Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: overloaded, not broken.
+    log.warning("no database connection free within the pool timeout")
+    return _json(503, "the service is busy; retry shortly", {"Retry-After": "1"})
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _json(500, "internal server error")
@@ -145,4 +152,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)
     app.add_exception_handler(Exception, _unexpected_error)
