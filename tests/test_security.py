@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import datetime, tzinfo
 
 import jwt
 import pytest
@@ -64,3 +65,22 @@ def test_staff_keys_are_stored_as_sha256() -> None:
     assert security.hash_key("abc") == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
+
+
+def test_a_remembered_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    token, claims = security.create_token(user_id=7, version=0, key=KEY, lifetime_seconds=60)
+    assert security.decode_token(token, KEY) == claims  # verified, and remembered
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Later:
+            return cls.fromtimestamp(claims.expires_at.timestamp() + 1, tz)
+
+    monkeypatch.setattr(security, "datetime", Later)
+    with pytest.raises(Unauthorized):
+        security.decode_token(token, KEY)
+
+
+def test_overlong_tokens_are_refused_before_verification() -> None:
+    with pytest.raises(Unauthorized):
+        security.decode_token("a." * 5000, KEY)

@@ -11,7 +11,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import bindparam, exists, select
 
 from ticketdesk.auth.security import TokenClaims, decode_token
-from ticketdesk.db import DbConn
+from ticketdesk.db import DbConn, Prepared
 from ticketdesk.errors import Forbidden, Unauthorized
 from ticketdesk.models import revoked_tokens, users
 
@@ -66,13 +66,15 @@ async def token_claims(request: Request) -> TokenClaims:
 
 
 # Built once: constructing a statement costs more than running it (see db.py).
-_TOKEN_USER = select(
-    users.c.id, users.c.email, users.c.username, users.c.is_staff, users.c.is_superuser
-).where(
-    users.c.id == bindparam("user_id"),
-    users.c.is_active,
-    users.c.token_version == bindparam("version"),
-    ~exists().where(revoked_tokens.c.jti == bindparam("jti")),
+_TOKEN_USER = Prepared(
+    select(
+        users.c.id, users.c.email, users.c.username, users.c.is_staff, users.c.is_superuser
+    ).where(
+        users.c.id == bindparam("user_id"),
+        users.c.is_active,
+        users.c.token_version == bindparam("version"),
+        ~exists().where(revoked_tokens.c.jti == bindparam("jti")),
+    )
 )
 
 
@@ -81,15 +83,15 @@ async def current_user(
 ) -> AuthUser:
     """The token's user, if they still exist, are active, and the token was not revoked."""
     params = {"user_id": claims.user_id, "version": claims.version, "jti": claims.jti}
-    row = (await conn.execute(_TOKEN_USER, params)).one_or_none()
+    row = await _TOKEN_USER.one_or_none(conn, params)
     if row is None:
         raise Unauthorized("invalid or expired token")
     return AuthUser(
-        id=row.id,
-        email=row.email,
-        username=row.username,
-        is_staff=row.is_staff,
-        is_superuser=row.is_superuser,
+        id=row["id"],
+        email=row["email"],
+        username=row["username"],
+        is_staff=row["is_staff"],
+        is_superuser=row["is_superuser"],
         token=claims,
     )
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 import jwt
@@ -23,6 +23,7 @@ from ticketdesk.errors import Unauthorized
 from ticketdesk.schemas import MAX_ID
 
 JWT_ALGORITHM = "HS256"
+MAX_TOKEN_LENGTH = 4096
 T = TypeVar("T")
 
 # OWASP's argon2id floor: 19 MiB, two passes, one lane.
@@ -99,7 +100,7 @@ def create_token(
         user_id=user_id,
         version=version,
         jti=secrets.token_urlsafe(16),
-        expires_at=now + timedelta(seconds=lifetime_seconds),
+        expires_at=(now + timedelta(seconds=lifetime_seconds)).replace(microsecond=0),
     )
     payload = {
         "sub": str(user_id),
@@ -112,6 +113,20 @@ def create_token(
 
 
 def decode_token(token: str, key: bytes) -> TokenClaims:
+    """The token's claims, if its signature holds and it has not expired; else Unauthorized."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthorized("invalid or expired token")
+    claims = _verified_claims(token, key)
+    if claims.expires_at <= datetime.now(UTC):
+        raise Unauthorized("invalid or expired token")
+    return claims
+
+
+# Verifying a signature costs more than the rest of a short request. A token's claims never
+# change, so each verified token is remembered (expiry is still checked on every use, and
+# revocation in the database); tokens that fail raise and are not remembered.
+@lru_cache(maxsize=8192)
+def _verified_claims(token: str, key: bytes) -> TokenClaims:
     try:
         payload = jwt.decode(
             token,
@@ -126,7 +141,7 @@ def decode_token(token: str, key: bytes) -> TokenClaims:
             raise ValueError("malformed claims")
         if not isinstance(jti, str) or len(jti) > 64:
             raise ValueError("malformed claims")
-    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        expires_at = datetime.fromtimestamp(payload["exp"], UTC)
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError, OSError) as exc:
         raise Unauthorized("invalid or expired token") from exc
-    expires_at = datetime.fromtimestamp(payload["exp"], UTC)
     return TokenClaims(user_id=user_id, version=version, jti=jti, expires_at=expires_at)

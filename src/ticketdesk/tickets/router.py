@@ -59,7 +59,7 @@ async def list_tickets(
 async def get_ticket(ticket_id: ObjectId, user: CurrentUser, conn: DbConn) -> TicketOut:
     """One ticket; its author is shown to staff."""
     row = await service.get_ticket(conn, viewer=user, ticket_id=ticket_id)
-    return TicketOut(**row._mapping)
+    return TicketOut(**row)
 
 
 _STATUS_DOC = {
@@ -76,7 +76,7 @@ async def change_status(
 ) -> TicketOut:
     """The author may cancel; staff set pending, resolved (after a response) or unresolved."""
     row = await service.change_status(conn, viewer=user, ticket_id=ticket_id, status=body.status)
-    return TicketOut(**row._mapping)
+    return TicketOut(**row)
 
 
 @router.get("/{ticket_id}/messages", responses=responses(400, 401, 404))

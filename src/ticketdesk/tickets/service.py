@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +11,7 @@ from sqlalchemy import Select, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketdesk.auth.dependencies import AuthUser
-from ticketdesk.db import Record
+from ticketdesk.db import Prepared, Record
 from ticketdesk.errors import Forbidden, NotFound
 from ticketdesk.models import messages, tickets, users, utcnow
 from ticketdesk.pagination import PageRequest, Sort, next_cursor, paginate, timestamp_from_json
@@ -171,7 +171,7 @@ def _locked(viewer_is_agent: bool) -> Select[*tuple[Any, ...]]:
 
 
 # The statements of every request that touches one ticket, built once per viewer kind.
-_GET_TICKET = {is_agent: _one_ticket(is_agent) for is_agent in (False, True)}
+_GET_TICKET = {is_agent: Prepared(_one_ticket(is_agent)) for is_agent in (False, True)}
 _LOCK_TICKET = {is_agent: _locked(is_agent) for is_agent in (False, True)}
 _HAS_RESPONSE = select(
     exists().where(messages.c.ticket_id == bindparam("ticket_id"), messages.c.type == "response")
@@ -184,9 +184,11 @@ _TOUCH_TICKET = (
 )
 
 
-async def get_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int) -> Record:
+async def get_ticket(
+    conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int
+) -> Mapping[str, Any]:
     params = {"ticket_id": ticket_id, "viewer_id": viewer.id}
-    row = (await conn.execute(_GET_TICKET[viewer.is_agent], params)).one_or_none()
+    row = await _GET_TICKET[viewer.is_agent].one_or_none(conn, params)
     if row is None:
         raise NotFound(_NO_TICKET)
     return row
@@ -203,7 +205,7 @@ async def _lock_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: in
 
 async def change_status(
     conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int, status: rules.Status
-) -> Record:
+) -> Mapping[str, Any]:
     ticket = await _lock_ticket(conn, viewer=viewer, ticket_id=ticket_id)
     has_response = (
         status == "resolved"
