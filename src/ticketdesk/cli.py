@@ -96,7 +96,7 @@ def _create_superuser(args: argparse.Namespace) -> None:
     async def create() -> int:
         engine = create_engine(settings)
         try:
-            return int((await create_account(engine, account)).id)
+            return int((await create_account(engine, account))["id"])
         finally:
             await engine.dispose()
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any, TypeAlias
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import Row, event
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from ticketdesk.errors import BadRequest
 from ticketdesk.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -102,8 +104,8 @@ async def get_engine(request: Request) -> AsyncEngine:
 Engine = Annotated[AsyncEngine, Depends(get_engine)]
 
 
-Record: TypeAlias = Row[*tuple[Any, ...]]
-"""A result row of any shape, as the services return them."""
+Record: TypeAlias = Mapping[Any, Any]  # RowMapping on SQLAlchemy, Record on asyncpg
+"""A result row, as the services return them: a mapping of column names to values."""
 
 
 def _reads_without_transaction(conn: AsyncConnection) -> bool:
@@ -137,9 +139,7 @@ class Prepared:
             self._postgres = (compiled.string, tuple(compiled.positiontup or ()), compiled.params)
         return self._postgres
 
-    async def all(
-        self, conn: AsyncConnection, params: Mapping[str, Any]
-    ) -> Sequence[Mapping[str, Any]]:
+    async def all(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Sequence[Record]:
         if not _reads_without_transaction(conn):
             result = await conn.execute(self.statement, dict(params))  # type: ignore[call-overload]
             return list(result.mappings())
@@ -147,13 +147,15 @@ class Prepared:
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
-        records: Sequence[Mapping[str, Any]] = await driver.fetch(
-            sql, *(params[n] if n in params else defaults[n] for n in names)
-        )
+        try:
+            records: Sequence[Record] = await driver.fetch(
+                sql, *(params[n] if n in params else defaults[n] for n in names)
+            )
+        except asyncpg.DataError:
+            # What SQLAlchemy's DataError would be, and answered the same way (errors.py).
+            raise BadRequest("the database refused a value in the request") from None
         return records
 
-    async def one_or_none(
-        self, conn: AsyncConnection, params: Mapping[str, Any]
-    ) -> Mapping[str, Any] | None:
+    async def one_or_none(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Record | None:
         rows = await self.all(conn, params)
         return rows[0] if rows else None

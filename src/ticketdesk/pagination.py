@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
-from sqlalchemy import ColumnElement, Select, literal, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, tuple_
 
 from ticketdesk.errors import BadRequest
+from ticketdesk.schemas import MAX_ID
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -37,8 +38,8 @@ def timestamp_from_json(value: Any) -> datetime:
 
 
 def int_from_json(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError("not an integer")
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**31:
+        raise ValueError("not a 32-bit integer")
     return value
 
 
@@ -48,10 +49,13 @@ class Sort:
 
     Rows are expected to carry an `id` field, and the key's value in `field`; the cursor
     keeps that value, and `from_json` turns it back into the key's value for the query.
+    `start` is a position before every row, so that the first page and every later one
+    run the same statement (built and prepared once) with other parameters.
     """
 
     name: str
     id: ColumnElement[Any]
+    start: tuple[Any, int]
     key: ColumnElement[Any] | None = None  # None: by id alone
     field: str | None = None
     descending: bool = False
@@ -61,11 +65,13 @@ class Sort:
         columns = [self.id] if self.key is None else [self.key, self.id]
         return [c.desc() for c in columns] if self.descending else columns
 
-    def after(self, key: Any, row_id: int) -> ColumnElement[bool]:
+    def after(self) -> ColumnElement[bool]:
+        """Rows after the position in the parameters `after_key` and `after_id`."""
+        after_id = bindparam("after_id", type_=self.id.type)
         if self.key is None:
-            return self.id < row_id if self.descending else self.id > row_id
+            return self.id < after_id if self.descending else self.id > after_id
         row = tuple_(self.key, self.id)
-        bound = tuple_(literal(key, type_=self.key.type), literal(row_id, type_=self.id.type))
+        bound = tuple_(bindparam("after_key", type_=self.key.type), after_id)
         return row < bound if self.descending else row > bound
 
 
@@ -108,7 +114,7 @@ def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, int]:
         name, value, row_id = json.loads(raw)
         if name != sort.name:
             raise BadRequest("the cursor belongs to another sort order")
-        if not isinstance(row_id, int) or isinstance(row_id, bool):
+        if not isinstance(row_id, int) or isinstance(row_id, bool) or not 0 <= row_id <= MAX_ID:
             raise ValueError("bad id")
         return (sort.from_json(value) if sort.key is not None else None), row_id
     except BadRequest:
@@ -117,20 +123,28 @@ def decode_cursor(cursor: str, sort: Sort) -> tuple[Any, int]:
         raise BadRequest("invalid cursor") from None
 
 
-def paginate(
-    query: Select[*tuple[Any, ...]], sort: Sort, page: PageRequest
-) -> Select[*tuple[Any, ...]]:
-    """The query in the sort's order, from the cursor on, one row past the page."""
-    if page.cursor is not None:
-        query = query.where(sort.after(*decode_cursor(page.cursor, sort)))
-    return query.order_by(*sort.order_by()).limit(page.limit + 1)
+def paginate(query: Select[*tuple[Any, ...]], sort: Sort) -> Select[*tuple[Any, ...]]:
+    """The query in the sort's order, after a position, one row past the page.
+
+    Its parameters come from `page_parameters`.
+    """
+    return (
+        query.where(sort.after())
+        .order_by(*sort.order_by())
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+def page_parameters(sort: Sort, page: PageRequest) -> dict[str, Any]:
+    key, row_id = sort.start if page.cursor is None else decode_cursor(page.cursor, sort)
+    return {"after_key": key, "after_id": row_id, "limit": page.limit + 1}
 
 
 def next_cursor(rows: Sequence[Any], sort: Sort, page: PageRequest) -> str | None:
     """The cursor of the page after these rows, or None on the last page."""
     if len(rows) <= page.limit:
         return None
-    last = rows[page.limit - 1]._mapping
+    last = rows[page.limit - 1]
     return encode_cursor(sort.name, last[sort.field] if sort.field else None, last["id"])
 
 

@@ -19,13 +19,13 @@ async def create_staff_key(
     """Issue a single-use key for registering one staff user; the key is shown only here."""
     expires_at = body.expires_at if body else None
     key, row = await service.create_key(conn, created_by=user.id, expires_at=expires_at)
-    return NewStaffKeyOut(key=key, **row._mapping)
+    return NewStaffKeyOut(key=key, **row)
 
 
 @router.get("", responses=responses(401, 403))
 async def list_staff_keys(user: SuperUser, conn: DbConn) -> list[StaffKeyOut]:
     """All staff keys, used or not, without their secrets."""
-    return [StaffKeyOut(**row._mapping) for row in await service.list_keys(conn)]
+    return [StaffKeyOut(**row) for row in await service.list_keys(conn)]
 
 
 @router.delete(

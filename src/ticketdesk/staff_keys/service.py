@@ -43,11 +43,12 @@ async def create_key(
         .values(key_hash=hash_key(key), created_by=created_by, expires_at=expires_at)
         .returning(*_PUBLIC_COLUMNS)
     )
-    return key, (await conn.execute(query)).one()
+    return key, (await conn.execute(query)).mappings().one()
 
 
 async def list_keys(conn: AsyncConnection) -> Sequence[Record]:
-    return (await conn.execute(select(*_PUBLIC_COLUMNS).order_by(staff_keys.c.id))).all()
+    query = select(*_PUBLIC_COLUMNS).order_by(staff_keys.c.id)
+    return (await conn.execute(query)).mappings().all()
 
 
 async def delete_key(conn: AsyncConnection, key_id: int) -> None:

@@ -52,7 +52,7 @@ async def list_tickets(
     )
     total = await service.count_tickets(conn, viewer=user, filters=criteria) if page.count else None
     add_page_headers(request, response, cursor, total)
-    return [TicketOut(**row._mapping) for row in rows]
+    return [TicketOut(**row) for row in rows]
 
 
 @router.get("/{ticket_id}", response_model_exclude_none=True, responses=responses(400, 401, 404))
@@ -92,7 +92,7 @@ async def list_messages(
     rows, cursor = await service.list_messages(conn, viewer=user, ticket_id=ticket_id, page=page)
     total = await service.count_messages(conn, ticket_id=ticket_id) if page.count else None
     add_page_headers(request, response, cursor, total)
-    return [MessageOut(**row._mapping) for row in rows]
+    return [MessageOut(**row) for row in rows]
 
 
 @router.post(
@@ -105,4 +105,4 @@ async def post_message(
 ) -> MessageOut:
     """Add a message: a request from the customer, a response from staff."""
     row = await service.post_message(conn, viewer=user, ticket_id=ticket_id, text=body.text)
-    return MessageOut(**row._mapping)
+    return MessageOut(**row)

@@ -24,7 +24,9 @@ class TicketQuery(BaseModel):
 
     sort: TicketSort = Field(default="created_at", description="a leading - for newest first")
     status: list[Status] = Field(default=[], description="repeat for several")
-    author: str | None = Field(default=None, max_length=320, description="email; staff only")
+    author: Annotated[str, Storable] | None = Field(
+        default=None, max_length=320, description="email; staff only"
+    )
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
     updated_after: UtcDatetime | None = None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, bindparam, exists, func, insert, select, update
@@ -13,9 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ticketdesk.auth.dependencies import AuthUser
 from ticketdesk.db import Prepared, Record
 from ticketdesk.errors import Forbidden, NotFound
-from ticketdesk.models import messages, tickets, users, utcnow
-from ticketdesk.pagination import PageRequest, Sort, next_cursor, paginate, timestamp_from_json
-from ticketdesk.schemas import normalize_email
+from ticketdesk.models import UTCDateTime, messages, tickets, users, utcnow
+from ticketdesk.pagination import (
+    PageRequest,
+    Sort,
+    next_cursor,
+    page_parameters,
+    paginate,
+    timestamp_from_json,
+)
+from ticketdesk.schemas import MAX_ID, normalize_email
 from ticketdesk.tickets import rules
 
 _TICKET_COLUMNS = (
@@ -46,12 +54,8 @@ def _tickets_for_authors() -> Select[*tuple[Any, ...]]:
     return select(*_TICKET_COLUMNS).where(tickets.c.author_id == bindparam("viewer_id"))
 
 
-def _tickets_for(viewer: AuthUser) -> Select[*tuple[Any, ...]]:
-    if viewer.is_agent:
-        return _tickets_for_agents()
-    return select(*_TICKET_COLUMNS).where(tickets.c.author_id == viewer.id)
-
-
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 SORTS: dict[str, Sort] = {
     name: Sort(
         name=name,
@@ -59,11 +63,15 @@ SORTS: dict[str, Sort] = {
         key=tickets.c[name.lstrip("-")],
         field=name.lstrip("-"),
         descending=name.startswith("-"),
+        start=(_LATEST, MAX_ID) if name.startswith("-") else (_EARLIEST, 0),
         from_json=timestamp_from_json,
     )
     for name in ("created_at", "-created_at", "updated_at", "-updated_at")
 }
-MESSAGES_IN_ORDER = Sort(name="id", id=messages.c.id)
+MESSAGES_IN_ORDER = Sort(name="id", id=messages.c.id, start=(None, 0))
+
+
+FilterShape = tuple[int, bool, bool, bool, bool, bool]
 
 
 @dataclass(frozen=True)
@@ -75,27 +83,56 @@ class TicketFilter:
     created_before: datetime | None = None
     updated_after: datetime | None = None
 
+    def shape(self) -> FilterShape:
+        """Which filters are set: the statement depends on this, the parameters on the rest."""
+        return (
+            len(self.statuses),
+            self.author_email is not None,
+            self.author_id is not None,
+            self.created_after is not None,
+            self.created_before is not None,
+            self.updated_after is not None,
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        params: dict[str, Any] = {f"status_{i}": status for i, status in enumerate(self.statuses)}
+        if self.author_email is not None:
+            params["author_email"] = normalize_email(self.author_email)
+        params.update(
+            author_id=self.author_id,
+            created_after=self.created_after,
+            created_before=self.created_before,
+            updated_after=self.updated_after,
+        )
+        return params
+
 
 def _filtered(
-    query: Select[*tuple[Any, ...]], viewer: AuthUser, filters: TicketFilter
+    query: Select[*tuple[Any, ...]], viewer_is_agent: bool, shape: FilterShape
 ) -> Select[*tuple[Any, ...]]:
-    if not viewer.is_agent:
-        if filters.author_email is not None or filters.author_id is not None:
-            raise Forbidden("only staff filter tickets by author")
-        query = query.where(tickets.c.author_id == viewer.id)
-    if filters.statuses:
-        query = query.where(tickets.c.status.in_(filters.statuses))
-    if filters.author_email is not None:
-        author = select(users.c.id).where(users.c.email == normalize_email(filters.author_email))
+    """The query limited to what the viewer may see, and to the filters set in `shape`."""
+    statuses, by_email, by_id, created_after, created_before, updated_after = shape
+    if not viewer_is_agent:
+        query = query.where(tickets.c.author_id == bindparam("viewer_id"))
+    if statuses:
+        query = query.where(
+            tickets.c.status.in_(
+                [bindparam(f"status_{i}", type_=tickets.c.status.type) for i in range(statuses)]
+            )
+        )
+    if by_email:
+        author = select(users.c.id).where(
+            users.c.email == bindparam("author_email", type_=users.c.email.type)
+        )
         query = query.where(tickets.c.author_id == author.scalar_subquery())
-    if filters.author_id is not None:
-        query = query.where(tickets.c.author_id == filters.author_id)
-    if filters.created_after is not None:
-        query = query.where(tickets.c.created_at > filters.created_after)
-    if filters.created_before is not None:
-        query = query.where(tickets.c.created_at < filters.created_before)
-    if filters.updated_after is not None:
-        query = query.where(tickets.c.updated_at > filters.updated_after)
+    if by_id:
+        query = query.where(tickets.c.author_id == bindparam("author_id", type_=tickets.c.id.type))
+    if created_after:
+        query = query.where(tickets.c.created_at > bindparam("created_after", type_=UTCDateTime))
+    if created_before:
+        query = query.where(tickets.c.created_at < bindparam("created_before", type_=UTCDateTime))
+    if updated_after:
+        query = query.where(tickets.c.updated_at > bindparam("updated_after", type_=UTCDateTime))
     return query
 
 
@@ -139,21 +176,38 @@ async def list_tickets(
     sort: str = "created_at",
 ) -> tuple[Sequence[Record], str | None]:
     """One page of the tickets the viewer may see, and the cursor of the next page."""
-    rows = (await conn.execute(ticket_page_query(viewer, page, filters, sort))).all()
+    statement, params = ticket_page_query(viewer, page, filters, sort)
+    rows = await statement.all(conn, params)
     return rows[: page.limit], next_cursor(rows, SORTS[sort], page)
 
 
 def ticket_page_query(
     viewer: AuthUser, page: PageRequest, filters: TicketFilter, sort: str
-) -> Select[*tuple[Any, ...]]:
-    return paginate(_filtered(_tickets_for(viewer), viewer, filters), SORTS[sort], page)
+) -> tuple[Prepared, dict[str, Any]]:
+    """The statement of one page, and its parameters."""
+    if not viewer.is_agent and (filters.author_email is not None or filters.author_id is not None):
+        raise Forbidden("only staff filter tickets by author")
+    statement = _ticket_page(viewer.is_agent, filters.shape(), sort)
+    params = {"viewer_id": viewer.id, **filters.parameters(), **page_parameters(SORTS[sort], page)}
+    return statement, params
+
+
+@lru_cache(maxsize=1024)
+def _ticket_page(viewer_is_agent: bool, shape: FilterShape, sort: str) -> Prepared:
+    # Built once per combination of viewer kind, filters set and sort order.
+    query = _tickets_for_agents() if viewer_is_agent else select(*_TICKET_COLUMNS)
+    return Prepared(paginate(_filtered(query, viewer_is_agent, shape), SORTS[sort]))
 
 
 async def count_tickets(
-    conn: AsyncConnection, *, viewer: AuthUser, filters: TicketFilter = TicketFilter()
+    conn: AsyncConnection,
+    *,
+    viewer: AuthUser,
+    filters: TicketFilter = TicketFilter(),
 ) -> int:
-    query = _filtered(select(func.count()).select_from(tickets), viewer, filters)
-    return int((await conn.execute(query)).scalar_one())
+    query = _filtered(select(func.count()).select_from(tickets), viewer.is_agent, filters.shape())
+    params = {"viewer_id": viewer.id, **filters.parameters()}
+    return int((await conn.execute(query, params)).scalar_one())
 
 
 def _one_ticket(viewer_is_agent: bool) -> Select[*tuple[Any, ...]]:
@@ -184,9 +238,7 @@ _TOUCH_TICKET = (
 )
 
 
-async def get_ticket(
-    conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int
-) -> Mapping[str, Any]:
+async def get_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int) -> Record:
     params = {"ticket_id": ticket_id, "viewer_id": viewer.id}
     row = await _GET_TICKET[viewer.is_agent].one_or_none(conn, params)
     if row is None:
@@ -197,7 +249,7 @@ async def get_ticket(
 async def _lock_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int) -> Record:
     """The ticket's author and status, row-locked until the transaction ends."""
     params = {"ticket_id": ticket_id, "viewer_id": viewer.id}
-    row = (await conn.execute(_LOCK_TICKET[viewer.is_agent], params)).one_or_none()
+    row = (await conn.execute(_LOCK_TICKET[viewer.is_agent], params)).mappings().one_or_none()
     if row is None:
         raise NotFound(_NO_TICKET)
     return row
@@ -205,16 +257,16 @@ async def _lock_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: in
 
 async def change_status(
     conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int, status: rules.Status
-) -> Mapping[str, Any]:
+) -> Record:
     ticket = await _lock_ticket(conn, viewer=viewer, ticket_id=ticket_id)
     has_response = (
         status == "resolved"
         and (await conn.execute(_HAS_RESPONSE, {"ticket_id": ticket_id})).scalar_one()
     )
     if rules.check_status_change(
-        ticket.status,
+        ticket["status"],
         status,
-        is_author=ticket.author_id == viewer.id,
+        is_author=ticket["author_id"] == viewer.id,
         is_agent=viewer.is_agent,
         has_response=has_response,
     ):
@@ -223,13 +275,21 @@ async def change_status(
     return await get_ticket(conn, viewer=viewer, ticket_id=ticket_id)
 
 
+_MESSAGE_PAGE = Prepared(
+    paginate(
+        select(*_MESSAGE_COLUMNS).where(messages.c.ticket_id == bindparam("ticket_id")),
+        MESSAGES_IN_ORDER,
+    )
+)
+
+
 async def list_messages(
     conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int, page: PageRequest
 ) -> tuple[Sequence[Record], str | None]:
     """One page of the ticket's messages, oldest first, and the cursor of the next page."""
     await get_ticket(conn, viewer=viewer, ticket_id=ticket_id)
-    query = select(*_MESSAGE_COLUMNS).where(messages.c.ticket_id == ticket_id)
-    rows = (await conn.execute(paginate(query, MESSAGES_IN_ORDER, page))).all()
+    params = {"ticket_id": ticket_id, **page_parameters(MESSAGES_IN_ORDER, page)}
+    rows = await _MESSAGE_PAGE.all(conn, params)
     return rows[: page.limit], next_cursor(rows, MESSAGES_IN_ORDER, page)
 
 
@@ -242,7 +302,7 @@ async def post_message(
     conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int, text: str
 ) -> Record:
     ticket = await _lock_ticket(conn, viewer=viewer, ticket_id=ticket_id)
-    rules.check_can_post(ticket.status)
+    rules.check_can_post(ticket["status"])
     now = utcnow()
     values = {
         "ticket_id": ticket_id,
@@ -251,8 +311,8 @@ async def post_message(
         "text": text,
         "created_at": now,
     }
-    message = (await conn.execute(_INSERT_MESSAGE, values)).one()
-    new_status = rules.status_after_message(ticket.status, is_agent=viewer.is_agent)
+    message = (await conn.execute(_INSERT_MESSAGE, values)).mappings().one()
+    new_status = rules.status_after_message(ticket["status"], is_agent=viewer.is_agent)
     await conn.execute(
         _TOUCH_TICKET, {"ticket_id": ticket_id, "new_status": new_status, "now": now}
     )

@@ -46,7 +46,7 @@ async def register(
         credential=credential.credentials if credential else None,
         staff_token=settings.staff_token,
     )
-    return UserOut(**row._mapping)
+    return UserOut(**row)
 
 
 @router.get("", responses=responses(400, 401, 403))
@@ -57,13 +57,13 @@ async def list_users(
     rows, cursor = await service.list_users(conn, page=page)
     total = await service.count_users(conn) if page.count else None
     add_page_headers(request, response, cursor, total)
-    return [UserListItem(**row._mapping) for row in rows]
+    return [UserListItem(**row) for row in rows]
 
 
 @router.get("/me", responses=responses(401))
 async def get_me(user: CurrentUser, conn: DbConn) -> UserOut:
     """The caller's own account."""
-    return UserOut(**(await service.get_me(conn, user.id))._mapping)
+    return UserOut(**await service.get_me(conn, user.id))
 
 
 @router.put("/me", responses=responses(400, 401), summary="Update Me")
@@ -86,7 +86,7 @@ async def update_me(
             lifetime_seconds=settings.token_lifetime_seconds,
         )
         token_out(response, token, claims, settings)
-    return UserOut(**(await service.get_me(conn, user.id))._mapping)
+    return UserOut(**await service.get_me(conn, user.id))
 
 
 async def _detail(
@@ -96,7 +96,7 @@ async def _detail(
     tickets, cursor = await list_tickets(
         conn, viewer=viewer, page=page, filters=TicketFilter(author_id=user_id)
     )
-    detail = UserDetail(**row._mapping, tickets=[TicketOut(**t._mapping) for t in tickets])
+    detail = UserDetail(**row, tickets=[TicketOut(**t) for t in tickets])
     return detail, cursor
 
 

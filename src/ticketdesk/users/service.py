@@ -7,17 +7,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import SecretStr
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ticketdesk.auth.dependencies import AuthUser
 from ticketdesk.auth.security import hash_password, verify_password
 from ticketdesk.auth.service import revoke_all_tokens
-from ticketdesk.db import Record
+from ticketdesk.db import Prepared, Record
 from ticketdesk.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ticketdesk.models import users
-from ticketdesk.pagination import PageRequest, Sort, int_from_json, next_cursor, paginate
+from ticketdesk.pagination import (
+    PageRequest,
+    Sort,
+    int_from_json,
+    next_cursor,
+    page_parameters,
+    paginate,
+)
 from ticketdesk.schemas import normalize_email
 from ticketdesk.staff_keys.service import record_use, spend_key
 from ticketdesk.users.schemas import MeUpdate, UserCreate, UserUpdate
@@ -89,9 +96,9 @@ async def create_account(
                 )
                 .returning(*PUBLIC_COLUMNS)
             )
-            user = (await conn.execute(query)).one()
+            user = (await conn.execute(query)).mappings().one()
             if key_id is not None:
-                await record_use(conn, key_id=key_id, user_id=user.id)
+                await record_use(conn, key_id=key_id, user_id=user["id"])
             return user
     except IntegrityError:
         raise BadRequest("a user with this email already exists") from None
@@ -102,15 +109,21 @@ MOST_TICKETS_FIRST = Sort(
     id=users.c.id,
     key=-users.c.tickets_count,  # one ascending key, as the index has it
     field="tickets_count",
+    start=(-(2**31), 0),  # before any -tickets_count
     from_json=lambda value: -int_from_json(value),
 )
+
+
+_USER_PAGE = Prepared(paginate(select(*LIST_COLUMNS), MOST_TICKETS_FIRST))
+_USER = Prepared(select(*DETAIL_COLUMNS).where(users.c.id == bindparam("user_id")))
+_ME = Prepared(select(*PUBLIC_COLUMNS).where(users.c.id == bindparam("user_id")))
 
 
 async def list_users(
     conn: AsyncConnection, *, page: PageRequest
 ) -> tuple[Sequence[Record], str | None]:
     """One page of users, most tickets first, then by id; and the cursor of the next page."""
-    rows = (await conn.execute(paginate(select(*LIST_COLUMNS), MOST_TICKETS_FIRST, page))).all()
+    rows = await _USER_PAGE.all(conn, page_parameters(MOST_TICKETS_FIRST, page))
     return rows[: page.limit], next_cursor(rows, MOST_TICKETS_FIRST, page)
 
 
@@ -119,14 +132,16 @@ async def count_users(conn: AsyncConnection) -> int:
 
 
 async def get_user(conn: AsyncConnection, user_id: int) -> Record:
-    row = (await conn.execute(select(*DETAIL_COLUMNS).where(users.c.id == user_id))).one_or_none()
+    row = await _USER.one_or_none(conn, {"user_id": user_id})
     if row is None:
         raise NotFound("no such user")
     return row
 
 
 async def get_me(conn: AsyncConnection, user_id: int) -> Record:
-    return (await conn.execute(select(*PUBLIC_COLUMNS).where(users.c.id == user_id))).one()
+    row = await _ME.one_or_none(conn, {"user_id": user_id})
+    assert row is not None  # the caller was just authenticated as this user
+    return row
 
 
 async def update_user(
