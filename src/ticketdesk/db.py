@@ -144,9 +144,8 @@ class Prepared:
             result = await conn.execute(self.statement, dict(params))  # type: ignore[call-overload]
             return list(result.mappings())
         sql, names, defaults = self._compiled(conn)
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
+        # The connection is checked out already: its attributes need no awaiting.
+        driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
         try:
             records: Sequence[Record] = await driver.fetch(
                 sql, *(params[n] if n in params else defaults[n] for n in names)
