@@ -4,7 +4,7 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 
-.PHONY: install install-dev run test check format
+.PHONY: install install-dev run test check format bench
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,6 @@ check: install-dev  ## lint, formatting and types
 format: install-dev
 	$(VENV)/bin/ruff check --fix src tests
 	$(VENV)/bin/ruff format src tests
+
+bench: install-dev  ## load benchmark against PostgreSQL (needs wrk, pgbench); see bench/README.md
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)

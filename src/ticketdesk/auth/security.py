@@ -30,7 +30,7 @@ T = TypeVar("T")
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
 
 
-HASHING_NICENESS = 10
+HASHING_NICENESS = 19
 
 
 def _lower_priority() -> None:
