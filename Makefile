@@ -23,8 +23,8 @@ test: install-dev  ## the test suite, on SQLite and on PostgreSQL (TEST_DATABASE
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 check: install-dev  ## lint, formatting and types
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
 format: install-dev

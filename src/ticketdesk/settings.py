@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     db_password: SecretStr | None = None
     db_name: str | None = None
     db_pool_size: int = Field(default=8, ge=1, le=1000)  # per worker process
-    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_pool_timeout: float = Field(default=30.0, gt=0)
 
     jwt_key: SecretStr | None = None
     jwt_key_file: Path | None = None

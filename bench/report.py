@@ -1,0 +1,167 @@
+"""The results: tables on stdout, everything as JSON in bench/results/<timestamp>.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from common import RESULTS_DIR
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain text table; numbers right-aligned."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str], numeric: Sequence[bool]) -> str:
+        parts = [
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    numeric = [i > 0 for i in range(len(headers))]
+    out = [line(headers, numeric), line(["-" * w for w in widths], numeric)]
+    out += [line(row, numeric) for row in cells]
+    return "\n".join(out)
+
+
+def _cell(value: object) -> str:
+    """Floats with one decimal; pre-formatted strings as they are; None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)
+
+
+def _ratio(value: float | None) -> str | None:
+    return None if value is None else f"{value:.3f}"
+
+
+def scenarios_table(results: dict[str, Any]) -> str:
+    rows = []
+    for name, result in results["scenarios"].items():
+        median = result["median"]
+        ceiling = result.get("pgbench") or {}
+        rows.append(
+            [
+                f"{result['letter']}) {name}",
+                median["rps"],
+                median["p50_ms"],
+                median["p99_ms"],
+                median["errors"],
+                ceiling.get("median_tps"),
+                _ratio(result.get("ratio")),
+            ]
+        )
+    headers = ["scenario", "req/s", "p50 ms", "p99 ms", "errors", "pgbench tps", "ratio"]
+    return table(headers, rows) + _error_details(results["scenarios"])
+
+
+def _error_details(scenarios: dict[str, Any]) -> str:
+    """Which statuses and socket errors make up each scenario's error count."""
+    lines = []
+    for name, result in scenarios.items():
+        if not result["median"]["errors"]:
+            continue
+        sockets: dict[str, int] = {}
+        for run in result["runs"]:
+            for kind, count in run["socket_errors"].items():
+                sockets[kind] = sockets.get(kind, 0) + count
+        lines.append(
+            f"errors in {name}: statuses {result['median']['statuses']}, "
+            f"socket errors { {k: v for k, v in sockets.items() if v} }"
+        )
+    return "".join("\n" + line for line in lines)
+
+
+def high_table(high: dict[str, Any]) -> str:
+    rows = [
+        [name, r["rps"], r["p50_ms"], r["p99_ms"], r["errors"], _statuses(r)]
+        for name, r in high["scenarios"].items()
+    ]
+    headers = ["scenario", "req/s", "p50 ms", "p99 ms", "errors", "statuses"]
+    return f"at {high['connections']} connections:\n" + table(headers, rows)
+
+
+def _statuses(result: dict[str, Any]) -> str:
+    codes = " ".join(f"{code}:{count}" for code, count in sorted(result["statuses"].items()))
+    sockets = {k: v for k, v in result["socket_errors"].items() if v}
+    return codes + ("  " + " ".join(f"{k}:{v}" for k, v in sockets.items()) if sockets else "")
+
+
+def flood_text(flood: dict[str, Any]) -> str:
+    quiet, during, logins = flood["quiet"], flood["during_flood"], flood["logins"]
+    rows = [
+        [f"ticket read, quiet ({flood['probe_connections']} conn)", *_figures(quiet)],
+        [f"ticket read, during flood ({flood['probe_connections']} conn)", *_figures(during)],
+        [f"login flood ({flood['flood_connections']} conn)", *_figures(logins)],
+    ]
+    headers = ["login flood", "req/s", "p50 ms", "p99 ms", "errors"]
+    ratio = flood["p99_ratio"]
+    return table(headers, rows) + f"\nticket-read p99 during the flood / quiet: {ratio:.2f}x"
+
+
+def _figures(result: dict[str, Any]) -> list[object]:
+    return [result["rps"], result["p50_ms"], result["p99_ms"], result["errors"]]
+
+
+def _role(command: str) -> str:
+    if "spawn_main" in command:
+        return "worker"
+    if "resource_tracker" in command:
+        return "multiprocessing resource tracker"
+    return "supervisor (ticketdesk serve)"
+
+
+def memory_text(memory: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            _role(str(p.get("command", ""))),
+            str(p["pid"]),
+            f"{p.get('vmrss_kib', 0) / 1024:.1f}",
+            f"{p.get('vmhwm_kib', 0) / 1024:.1f}",
+        ]
+        for p in memory
+    ]
+    workers = sum(p.get("vmrss_kib", 0) for p in memory if _role(str(p.get("command"))) == "worker")
+    total = f"\nworkers' RSS in all: {workers / 1024:.1f} MiB"
+    return table(["process", "pid", "RSS MiB", "peak RSS MiB"], rows) + total
+
+
+def scale_text(curve: dict[str, Any]) -> str:
+    sizes = list(curve["sizes"])
+    headers = ["endpoint", *(f"p50/p99 {size}" for size in sizes), "p99 ratio"]
+    rows = []
+    for name, ratio in curve["p99_ratio"].items():
+        cells = [
+            f"{curve['sizes'][size][name]['p50_ms']:.1f}/{curve['sizes'][size][name]['p99_ms']:.1f}"
+            for size in sizes
+        ]
+        rows.append([name, *cells, f"{ratio:.2f}"])
+    return f"latency in ms at {curve['connections']} connections:\n" + table(headers, rows)
+
+
+def print_report(results: dict[str, Any]) -> None:
+    sections = [("Scenarios", scenarios_table(results))]
+    if results.get("high_concurrency"):
+        sections.append(("High concurrency", high_table(results["high_concurrency"])))
+    if results.get("login_flood"):
+        sections.append(("Login flood", flood_text(results["login_flood"])))
+    if results.get("memory"):
+        sections.append(("Server memory after the load", memory_text(results["memory"])))
+    if results.get("scale_curve"):
+        sections.append(("Scale curve", scale_text(results["scale_curve"])))
+    for title, text in sections:
+        print(f"\n== {title}\n{text}")
+
+
+def save(results: dict[str, Any], started: datetime) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return path

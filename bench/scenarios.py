@@ -1,0 +1,129 @@
+"""The benchmark's scenarios: one endpoint each, called as one of the known accounts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from common import CUSTOMER, PASSWORD
+from dataset import Targets
+from loadgen import Request
+
+MESSAGE_TEXT = "Any news on this? We are still waiting for an answer from the team."
+TICKET_TEXT = "The dashboard shows an error after login. Could you have a look, please?"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    letter: str
+    title: str
+    method: str
+    path: str  # str.format()ted with the Targets' fields
+    role: str | None  # whose token is sent; None: no token
+    body: dict[str, str] | None = None
+    writes: bool = False
+    list_endpoint: bool = False
+
+    @property
+    def reads(self) -> bool:
+        return self.method == "GET"
+
+    @property
+    def has_pgbench(self) -> bool:
+        """Login is argon2 work in the service, not database work: it has no SQL ceiling."""
+        return self.name != "login"
+
+    def request(self, targets: Targets, tokens: dict[str, str]) -> Request:
+        return Request(
+            method=self.method,
+            path=self.path.format(**asdict(targets)),
+            body=json.dumps(self.body) if self.body is not None else None,
+            token=tokens[self.role] if self.role else None,
+        )
+
+
+SCENARIOS = (
+    Scenario("ticket_read", "a", "GET /tickets/{id}", "GET", "/tickets/{read_ticket}", "customer"),
+    Scenario(
+        "messages_read",
+        "b",
+        "GET /tickets/{id}/messages",
+        "GET",
+        "/tickets/{messages_ticket}/messages",
+        "customer",
+        list_endpoint=True,
+    ),
+    Scenario("own_list", "c", "GET /tickets", "GET", "/tickets", "customer", list_endpoint=True),
+    Scenario(
+        "staff_list",
+        "d",
+        "GET /tickets?limit=100 (staff)",
+        "GET",
+        "/tickets?limit=100",
+        "staff",
+        list_endpoint=True,
+    ),
+    Scenario(
+        "staff_deep",
+        "e",
+        "GET /tickets?limit=100&cursor=90% (staff)",
+        "GET",
+        "/tickets?limit=100&cursor={deep_cursor}",
+        "staff",
+        list_endpoint=True,
+    ),
+    Scenario(
+        "users_list",
+        "f",
+        "GET /users?limit=100 (staff)",
+        "GET",
+        "/users?limit=100",
+        "staff",
+        list_endpoint=True,
+    ),
+    Scenario(
+        "message_post",
+        "g",
+        "POST /tickets/{id}/messages",
+        "POST",
+        "/tickets/{post_ticket}/messages",
+        "customer",
+        body={"text": MESSAGE_TEXT},
+        writes=True,
+    ),
+    Scenario(
+        "ticket_post",
+        "h",
+        "POST /tickets",
+        "POST",
+        "/tickets",
+        "customer",
+        body={"topic": "bench", "text": TICKET_TEXT},
+        writes=True,
+    ),
+    Scenario(
+        "login",
+        "i",
+        "POST /login",
+        "POST",
+        "/login",
+        None,
+        body={"email": CUSTOMER.email, "password": PASSWORD},
+    ),
+)
+BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+
+
+def select(names: str | None) -> list[Scenario]:
+    """Scenarios by comma-separated names or letters; all of them for None."""
+    if not names:
+        return list(SCENARIOS)
+    by_letter = {scenario.letter: scenario for scenario in SCENARIOS}
+    chosen = []
+    for name in (part.strip() for part in names.split(",") if part.strip()):
+        scenario = BY_NAME.get(name) or by_letter.get(name)
+        if scenario is None:
+            raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(BY_NAME)}")
+        chosen.append(scenario)
+    return chosen
