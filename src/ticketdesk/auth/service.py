@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ticketdesk.auth.security import (
@@ -13,9 +13,16 @@ from ticketdesk.auth.security import (
     needs_rehash,
     verify_password,
 )
+from ticketdesk.db import Prepared, reads_without_transaction
 from ticketdesk.errors import NotFound
 from ticketdesk.models import revoked_tokens, users, utcnow
 from ticketdesk.schemas import normalize_email
+
+_ACCOUNT = Prepared(
+    select(users.c.id, users.c.password_hash, users.c.is_active, users.c.token_version).where(
+        users.c.email == bindparam("email", type_=users.c.email.type)
+    )
+)
 
 
 async def login(
@@ -26,24 +33,22 @@ async def login(
     The hash is checked outside any transaction: a burst of logins must not hold
     database connections while argon2 works.
     """
-    async with engine.connect() as conn:
-        query = select(
-            users.c.id, users.c.password_hash, users.c.is_active, users.c.token_version
-        ).where(users.c.email == normalize_email(email))
-        account = (await conn.execute(query)).one_or_none()
+    async with reads_without_transaction(engine).connect() as conn:
+        account = await _ACCOUNT.one_or_none(conn, {"email": normalize_email(email)})
     # An unknown email costs one verification too, so timing does not tell them apart.
-    matches = await verify_password(account.password_hash if account else dummy_hash(), password)
-    if account is None or not matches or not account.is_active:
+    stored_hash = account["password_hash"] if account else dummy_hash()
+    matches = await verify_password(stored_hash, password)
+    if account is None or not matches or not account["is_active"]:
         raise NotFound("wrong email or password")
-    if needs_rehash(account.password_hash):
+    if needs_rehash(stored_hash):
         new_hash = await hash_password(password)
         async with engine.begin() as conn:
             await conn.execute(
-                update(users).where(users.c.id == account.id).values(password_hash=new_hash)
+                update(users).where(users.c.id == account["id"]).values(password_hash=new_hash)
             )
     return create_token(
-        user_id=account.id,
-        version=account.token_version,
+        user_id=account["id"],
+        version=account["token_version"],
         key=key,
         lifetime_seconds=lifetime_seconds,
     )
