@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,18 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     async with application.router.lifespan_context(application):
         await empty_tables(application.state.engine)
         yield application
+
+
+@asynccontextmanager
+async def client_with(
+    database_url: URL, tmp_path: Path, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a second app on the same database, built with other settings."""
+    other = create_app(make_settings(database_url, tmp_path, **overrides))
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
 
 
 @pytest.fixture

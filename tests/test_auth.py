@@ -8,8 +8,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -20,8 +19,7 @@ import jwt
 import pytest
 from sqlalchemy.engine import URL
 
-from conftest import JWT_KEY, PASSWORD, Account, make_settings
-from ticketdesk.app import create_app
+from conftest import JWT_KEY, PASSWORD, Account, client_with
 
 # helpers
 
@@ -64,18 +62,6 @@ def assert_unauthorized(response: httpx.Response) -> None:
     assert set(response.json()) == {"detail"}
     assert isinstance(response.json()["detail"], str)
     assert response.headers["www-authenticate"] == "Bearer"
-
-
-@asynccontextmanager
-async def client_with(
-    database_url: URL, tmp_path: Path, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a second app on the same database, built with other settings."""
-    other = create_app(make_settings(database_url, tmp_path, **overrides))
-    async with other.router.lifespan_context(other):
-        transport = httpx.ASGITransport(app=other)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
 
 
 # login

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +12,14 @@ from sqlalchemy import Row, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import PASSWORD, STAFF_TOKEN, Account, MakeUser, make_settings, open_ticket
-from ticketdesk.app import create_app
+from conftest import (
+    PASSWORD,
+    STAFF_TOKEN,
+    Account,
+    MakeUser,
+    client_with,
+    open_ticket,
+)
 from ticketdesk.models import users
 
 PUBLIC_FIELDS = {"id", "created_at", "username", "email", "is_staff"}
@@ -83,18 +87,6 @@ def assert_error(response: httpx.Response, status: int) -> None:
     assert response.status_code == status, response.text
     assert set(response.json()) == {"detail"}
     assert isinstance(response.json()["detail"], str)
-
-
-@asynccontextmanager
-async def client_with(
-    database_url: URL, tmp_path: Path, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a second app on the same database, built with other settings."""
-    other = create_app(make_settings(database_url, tmp_path, **overrides))
-    async with other.router.lifespan_context(other):
-        transport = httpx.ASGITransport(app=other)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
 
 
 async def update_user(

@@ -49,9 +49,15 @@ def _tickets_for_agents() -> Select[*tuple[Any, ...]]:
     )
 
 
-def _tickets_for_authors() -> Select[*tuple[Any, ...]]:
-    """A customer sees only their own tickets."""
-    return select(*_TICKET_COLUMNS).where(tickets.c.author_id == bindparam("viewer_id"))
+def _tickets_for(viewer_is_agent: bool) -> Select[*tuple[Any, ...]]:
+    return _tickets_for_agents() if viewer_is_agent else select(*_TICKET_COLUMNS)
+
+
+def _visible(query: Select[*tuple[Any, ...]], viewer_is_agent: bool) -> Select[*tuple[Any, ...]]:
+    """A customer sees only their own tickets (parameter `viewer_id`); staff see all."""
+    if viewer_is_agent:
+        return query
+    return query.where(tickets.c.author_id == bindparam("viewer_id"))
 
 
 _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
@@ -112,8 +118,7 @@ def _filtered(
 ) -> Select[*tuple[Any, ...]]:
     """The query limited to what the viewer may see, and to the filters set in `shape`."""
     statuses, by_email, by_id, created_after, created_before, updated_after = shape
-    if not viewer_is_agent:
-        query = query.where(tickets.c.author_id == bindparam("viewer_id"))
+    query = _visible(query, viewer_is_agent)
     if statuses:
         query = query.where(
             tickets.c.status.in_(
@@ -195,8 +200,8 @@ def ticket_page_query(
 @lru_cache(maxsize=1024)
 def _ticket_page(viewer_is_agent: bool, shape: FilterShape, sort: str) -> Prepared:
     # Built once per combination of viewer kind, filters set and sort order.
-    query = _tickets_for_agents() if viewer_is_agent else select(*_TICKET_COLUMNS)
-    return Prepared(paginate(_filtered(query, viewer_is_agent, shape), SORTS[sort]))
+    query = _filtered(_tickets_for(viewer_is_agent), viewer_is_agent, shape)
+    return Prepared(paginate(query, SORTS[sort]))
 
 
 async def count_tickets(
@@ -211,7 +216,7 @@ async def count_tickets(
 
 
 def _one_ticket(viewer_is_agent: bool) -> Select[*tuple[Any, ...]]:
-    query = _tickets_for_agents() if viewer_is_agent else _tickets_for_authors()
+    query = _visible(_tickets_for(viewer_is_agent), viewer_is_agent)
     return query.where(tickets.c.id == bindparam("ticket_id"))
 
 
@@ -219,9 +224,7 @@ def _locked(viewer_is_agent: bool) -> Select[*tuple[Any, ...]]:
     query = select(tickets.c.author_id, tickets.c.status).where(
         tickets.c.id == bindparam("ticket_id")
     )
-    if not viewer_is_agent:
-        query = query.where(tickets.c.author_id == bindparam("viewer_id"))
-    return query.with_for_update()
+    return _visible(query, viewer_is_agent).with_for_update()
 
 
 # The statements of every request that touches one ticket, built once per viewer kind.
