@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from sqlalchemy import select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,6 +16,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from conftest import Account, make_settings, open_ticket
 from ticketdesk.app import create_app
+from ticketdesk.db import EngineReader, PostgresReader
 from ticketdesk.models import messages, users
 from ticketdesk.settings import Settings
 
@@ -95,19 +99,29 @@ async def test_ticket_counter_is_exact_under_parallel_creation(
     assert listed[0]["tickets_count"] == 30
 
 
-async def test_the_connection_pool_is_bounded(
-    client: httpx.AsyncClient, customer: Account, engine: AsyncEngine, settings: Settings
+async def test_the_connection_pools_are_bounded(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    customer: Account,
+    engine: AsyncEngine,
+    settings: Settings,
 ) -> None:
     ticket_id = await open_ticket(client, customer)
-    responses = await asyncio.gather(
-        *(client.get(f"/tickets/{ticket_id}", headers=customer.headers) for _ in range(60))
+    reads = (client.get(f"/tickets/{ticket_id}", headers=customer.headers) for _ in range(60))
+    writes = (
+        client.post(f"/tickets/{ticket_id}/messages", json={"text": "t"}, headers=customer.headers)
+        for _ in range(20)
     )
-    assert {r.status_code for r in responses} == {200}
+    responses = await asyncio.gather(*reads, *writes)
+    assert {r.status_code for r in responses} == {200, 201}
     pool = engine.pool
     assert isinstance(pool, AsyncAdaptedQueuePool)
     assert pool.overflow() <= 0
     assert pool.checkedin() <= pool.size()
     if engine.dialect.name == "postgresql":
+        reader = app.state.reader
+        assert isinstance(reader, PostgresReader)
+        assert 1 <= reader.pool.get_size() <= settings.db_pool_size
         assert pool.size() == settings.db_pool_size
         async with engine.connect() as conn:
             open_connections = (
@@ -118,20 +132,36 @@ async def test_the_connection_pool_is_bounded(
                     )
                 )
             ).scalar_one()
-        assert 1 <= open_connections <= settings.db_pool_size
+        # One pool for reads and one for writes, each at most DB_POOL_SIZE.
+        assert 2 <= open_connections <= 2 * settings.db_pool_size
 
 
+def _hold_only_connection(app: FastAPI, pool: str) -> AbstractAsyncContextManager[object]:
+    if pool == "writes":
+        engine: AsyncEngine = app.state.engine
+        return engine.connect()
+    reader = app.state.reader
+    if isinstance(reader, PostgresReader):
+        return reader.pool.acquire()
+    assert isinstance(reader, EngineReader)
+    return reader.engine.connect()
+
+
+@pytest.mark.parametrize("pool", ["reads", "writes"])
 async def test_an_exhausted_pool_is_503_with_retry_after(
-    database_url: URL, tmp_path: Path, customer: Account
+    database_url: URL, tmp_path: Path, customer: Account, pool: str
 ) -> None:
     settings = make_settings(database_url, tmp_path, db_pool_size=1, db_pool_timeout=0.2)
     app = create_app(settings)
+    new_ticket = {"topic": "t", "text": "t"}
     async with app.router.lifespan_context(app):
-        engine: AsyncEngine = app.state.engine
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            async with engine.connect():  # the only connection, held
-                response = await client.get("/tickets", headers=customer.headers)
+            async with _hold_only_connection(app, pool):
+                response = await client.post("/tickets", json=new_ticket, headers=customer.headers)
             assert response.status_code == 503
             assert response.headers["retry-after"] == "1"
-            assert (await client.get("/tickets", headers=customer.headers)).status_code == 200
+            assert response.json() == {"detail": "the service is busy; retry shortly"}
+            assert (await client.get("/tickets", headers=customer.headers)).json() == []
+            response = await client.post("/tickets", json=new_ticket, headers=customer.headers)
+            assert response.status_code == 201

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, open_ticket
+from ticketdesk.db import Prepared, Reader, Record
 from ticketdesk.models import tickets
 
 
@@ -189,17 +191,18 @@ async def test_docs_page(client: httpx.AsyncClient) -> None:
 async def test_unexpected_errors_are_500_without_details(
     app: FastAPI, customer: Account, engine: AsyncEngine
 ) -> None:
-    read_engine = app.state.read_engine
-    app.state.engine = app.state.read_engine = _BrokenEngine()
+    reader = app.state.reader
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        responses = [
-            await client.get("/tickets", headers=customer.headers),
+        app.state.reader = _BrokenReader()  # reads fail
+        responses = [await client.get("/tickets", headers=customer.headers)]
+        app.state.reader, app.state.engine = reader, _BrokenEngine()  # writes fail
+        responses.append(
             await client.post(
                 "/tickets", json={"topic": "a", "text": "b"}, headers=customer.headers
-            ),
-        ]
-    app.state.engine, app.state.read_engine = engine, read_engine
+            )
+        )
+    app.state.engine = engine
     for response in responses:
         assert response.status_code == 500
         assert response.json() == {"detail": "internal server error"}
@@ -210,7 +213,9 @@ class _BrokenEngine:
     def begin(self) -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
-    def connect(self) -> None:
+
+class _BrokenReader(Reader):
+    async def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Record]:
         raise RuntimeError("secret internals: password=hunter2")
 
 

@@ -15,10 +15,10 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 
 from ticketdesk import __version__
-from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, token_claims
+from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, current_user
 from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
-from ticketdesk.db import create_engine, reads_without_transaction
+from ticketdesk.db import create_engine, create_reader
 from ticketdesk.errors import install_error_handlers
 from ticketdesk.middleware import LimitBodySize, OldClientCompatibility
 from ticketdesk.settings import Settings
@@ -42,11 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
-        app.state.read_engine = reads_without_transaction(app.state.engine)
+        app.state.reader = await create_reader(settings, app.state.engine)
         await anyio.to_thread.run_sync(dummy_hash)  # computed once, before the first login
         try:
             yield
         finally:
+            await app.state.reader.close()
             await app.state.engine.dispose()
 
     # Swagger UI and ReDoc served from the package: self-hosted docs must not need a CDN.
@@ -91,7 +92,7 @@ def _document_token_auth(schema: dict[str, Any], app: FastAPI) -> None:
         {cookie_scheme.scheme_name: []},
     ]
     for route in app.state.api_routes:
-        if isinstance(route, APIRoute) and _depends_on(route.dependant, token_claims):
+        if isinstance(route, APIRoute) and _depends_on(route.dependant, current_user):
             for method in route.methods or ():
                 schema["paths"][route.path_format][method.lower()]["security"] = security
 

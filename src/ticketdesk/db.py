@@ -1,24 +1,28 @@
-"""The engine, its pool, and the one-transaction-per-request dependency."""
+"""The engine, the readers, and the one-transaction-per-request dependency."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any, TypeAlias
 
 import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from ticketdesk.errors import BadRequest
+from ticketdesk.errors import BadRequest, ServiceBusy
 from ticketdesk.settings import Settings
+
+log = logging.getLogger("ticketdesk")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, for_writes: bool = True) -> AsyncEngine:
     url = settings.database
     if settings.is_sqlite:
         engine = create_async_engine(
@@ -28,7 +32,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             pool_timeout=settings.db_pool_timeout,
             hide_parameters=True,
         )
-        _serialize_sqlite_writers(engine)
+        _configure_sqlite(engine, serialize_writers=for_writes)
         return engine
     return create_async_engine(
         url,
@@ -41,11 +45,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
-    """Every SQLite transaction takes the write lock when it begins.
+def _configure_sqlite(engine: AsyncEngine, *, serialize_writers: bool) -> None:
+    """WAL, foreign keys, and every writer's transaction takes the write lock when it begins.
 
     A deferred transaction that reads and then writes fails at once with SQLITE_BUSY
     when another writer got in between; BEGIN IMMEDIATE waits for the lock instead.
+    Readers need no transaction: each statement reads one consistent snapshot.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -57,41 +62,21 @@ def _serialize_sqlite_writers(engine: AsyncEngine) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if serialize_writers:
 
-
-def reads_without_transaction(engine: AsyncEngine) -> AsyncEngine:
-    """The same pool, each statement on its own: no BEGIN and COMMIT round trips.
-
-    PostgreSQL's READ COMMITTED gives each statement its own snapshot even inside a
-    transaction, so a request that only reads loses nothing by this. SQLite keeps its
-    transactions, which is what serializes it.
-    """
-    if engine.dialect.name == "sqlite":
-        return engine
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def _request_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One transaction per request: committed before the response is sent, rolled back on error.
-
-    Requests that cannot write (GET) read without a transaction.
-    """
-    state = request.app.state
-    if request.method in _SAFE_METHODS:
-        async with state.read_engine.connect() as conn:
-            yield conn
-    else:
-        async with state.engine.begin() as conn:
-            yield conn
+    """One transaction per request: committed before the response is sent, rolled back on error."""
+    async with request.app.state.engine.begin() as conn:
+        yield conn
 
 
 DbConn = Annotated[AsyncConnection, Depends(_request_connection, scope="function")]
+"""The request's transaction, for requests that write."""
 
 
 # Dependencies are `async def` even when they do not await: FastAPI runs plain `def`
@@ -108,53 +93,134 @@ Record: TypeAlias = Mapping[Any, Any]  # RowMapping on SQLAlchemy, Record on asy
 """A result row, as the services return them: a mapping of column names to values."""
 
 
-def _reads_without_transaction(conn: AsyncConnection) -> bool:
-    # Only there: the driver would run a statement outside the transaction SQLAlchemy opens.
-    sync = conn.sync_connection
-    return (
-        conn.dialect.name == "postgresql"
-        and sync is not None
-        and sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-    )
-
-
 class Prepared:
     """A statement built once, with named bind parameters, run the fastest way each backend has.
 
-    On a PostgreSQL connection that reads without a transaction (GET requests) it is
-    compiled once and handed straight to asyncpg, which prepares it once per connection:
-    SQLAlchemy's per-execution work (cache key, compiled-cache lookup, result wrapping)
-    is most of a short query's cost. Elsewhere (writes, SQLite) SQLAlchemy runs it, inside
-    the request's transaction. Rows come back as mappings either way.
+    Inside a transaction (a `DbConn`) SQLAlchemy runs it. On a `Reader` for PostgreSQL it
+    is compiled once and handed straight to asyncpg, which prepares it once per connection:
+    SQLAlchemy's per-execution work (cache key, compiled-cache lookup, result wrapping) is
+    most of a short query's cost. Rows come back as mappings either way.
     """
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         self._postgres: tuple[str, tuple[str, ...], dict[str, Any]] | None = None
 
-    def _compiled(self, conn: AsyncConnection) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    def postgres(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL with numbered placeholders, and the arguments in their order."""
         if self._postgres is None:
-            compiled = self.statement.compile(dialect=conn.dialect)
+            compiled = self.statement.compile(dialect=dialect)
             assert isinstance(compiled, SQLCompiler)
             self._postgres = (compiled.string, tuple(compiled.positiontup or ()), compiled.params)
-        return self._postgres
+        sql, names, defaults = self._postgres
+        return sql, [params[n] if n in params else defaults[n] for n in names]
 
-    async def all(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Sequence[Record]:
-        if not _reads_without_transaction(conn):
-            result = await conn.execute(self.statement, dict(params))  # type: ignore[call-overload]
+    async def all(self, db: Db, params: Mapping[str, Any]) -> Sequence[Record]:
+        if isinstance(db, AsyncConnection):
+            result = await db.execute(self.statement, dict(params))  # type: ignore[call-overload]
             return list(result.mappings())
-        sql, names, defaults = self._compiled(conn)
-        # The connection is checked out already: its attributes need no awaiting.
-        driver: Any = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+        return await db.fetch(self, params)
+
+    async def one_or_none(self, db: Db, params: Mapping[str, Any]) -> Record | None:
+        rows = await self.all(db, params)
+        return rows[0] if rows else None
+
+    async def scalar(self, db: Db, params: Mapping[str, Any]) -> Any:
+        """The first column of the one row the statement returns."""
+        rows = await self.all(db, params)
+        return next(iter(rows[0].values()))
+
+
+class Reader:
+    """Runs a statement on its own, outside any transaction, on a connection held only for it.
+
+    Requests that only read use this instead of a `DbConn`: no BEGIN and COMMIT round
+    trips, and no connection held while the request does anything else. PostgreSQL's READ
+    COMMITTED gives each statement its own snapshot even inside a transaction, so a read
+    loses nothing by this.
+    """
+
+    async def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Record]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class PostgresReader(Reader):
+    """An asyncpg pool of its own: its checkout costs a third of SQLAlchemy's."""
+
+    def __init__(self, pool: asyncpg.Pool, dialect: Dialect, acquire_timeout: float) -> None:
+        self.pool = pool
+        self._dialect = dialect
+        self._acquire_timeout = acquire_timeout
+
+    @classmethod
+    async def create(cls, settings: Settings, dialect: Dialect) -> PostgresReader:
+        url = settings.database.set(drivername="postgresql")
+        pool = await asyncpg.create_pool(
+            url.render_as_string(hide_password=False),
+            min_size=0,  # connect on first use: the service starts while the database is away
+            max_size=settings.db_pool_size,
+            reset=_keep_session,
+            server_settings={"application_name": "ticketdesk"},
+        )
+        return cls(pool, dialect, settings.db_pool_timeout)
+
+    async def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Record]:
+        sql, args = statement.postgres(self._dialect, params)
         try:
-            records: Sequence[Record] = await driver.fetch(
-                sql, *(params[n] if n in params else defaults[n] for n in names)
-            )
+            async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
+                records: Sequence[Record] = await conn.fetch(sql, *args)
+        except TimeoutError:
+            log.warning("no database connection free within the pool timeout")
+            raise ServiceBusy() from None
         except asyncpg.DataError:
             # What SQLAlchemy's DataError would be, and answered the same way (errors.py).
             raise BadRequest("the database refused a value in the request") from None
         return records
 
-    async def one_or_none(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Record | None:
-        rows = await self.all(conn, params)
-        return rows[0] if rows else None
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset on release: reads never change session state (no SET, LISTEN or lock)."""
+
+
+class EngineReader(Reader):
+    """SQLite: statements through SQLAlchemy, on a pool apart from the writers'.
+
+    A request that writes checks its token with a read while it may hold a writer's
+    connection; with one shared pool, enough such requests at once would wait on each other.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Record]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(statement.statement, dict(params))  # type: ignore[call-overload]
+            return list(result.mappings())
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def create_reader(settings: Settings, engine: AsyncEngine) -> Reader:
+    if settings.is_sqlite:
+        return EngineReader(create_engine(settings, for_writes=False))
+    return await PostgresReader.create(settings, engine.dialect)
+
+
+Db: TypeAlias = AsyncConnection | Reader
+"""Where a service function runs its statements: the request's transaction, or a reader."""
+
+
+async def _reader(request: Request) -> Reader:
+    reader: Reader = request.app.state.reader
+    return reader
+
+
+Reads = Annotated[Reader, Depends(_reader)]
+"""Statements outside a transaction, for requests that only read."""

@@ -54,6 +54,14 @@ class Conflict(TicketdeskError):
     default_detail = "conflict"
 
 
+class ServiceBusy(TicketdeskError):
+    """Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: overloaded, not broken."""
+
+    status_code = 503
+    default_detail = "the service is busy; retry shortly"
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+
 class ErrorOut(BaseModel):
     detail: str
 
@@ -127,9 +135,8 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
-    # Every pooled connection stayed busy for DB_POOL_TIMEOUT seconds: overloaded, not broken.
     log.warning("no database connection free within the pool timeout")
-    return _json(503, "the service is busy; retry shortly", {"Retry-After": "1"})
+    return await _ticketdesk_error(request, ServiceBusy())
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -11,7 +11,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import bindparam, exists, select
 
 from ticketdesk.auth.security import TokenClaims, decode_token
-from ticketdesk.db import DbConn, Prepared
+from ticketdesk.db import Prepared
 from ticketdesk.errors import Forbidden, Unauthorized
 from ticketdesk.models import revoked_tokens, users
 
@@ -52,13 +52,8 @@ def bearer_token(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-async def token_claims(request: Request) -> TokenClaims:
-    """The claims of the request's token, from the Authorization header or the cookie.
-
-    It reads the request itself rather than through FastAPI's security classes: this
-    runs on every request, and each dependency has a price. `app.py` documents both
-    schemes in the OpenAPI schema for every operation that depends on this.
-    """
+def token_claims(request: Request) -> TokenClaims:
+    """The claims of the request's token, from the Authorization header or the cookie."""
     token = bearer_token(request.headers.get("authorization")) or request.cookies.get(TOKEN_COOKIE)
     if not token:
         raise Unauthorized()
@@ -78,12 +73,16 @@ _TOKEN_USER = Prepared(
 )
 
 
-async def current_user(
-    claims: Annotated[TokenClaims, Depends(token_claims)], conn: DbConn
-) -> AuthUser:
-    """The token's user, if they still exist, are active, and the token was not revoked."""
+async def current_user(request: Request) -> AuthUser:
+    """The token's user, if they still exist, are active, and the token was not revoked.
+
+    One dependency that reads the request itself, rather than FastAPI's security classes
+    and a connection dependency: this runs on every request, and each dependency has a
+    price. `app.py` documents both token schemes for every operation that depends on it.
+    """
+    claims = token_claims(request)
     params = {"user_id": claims.user_id, "version": claims.version, "jti": claims.jti}
-    row = await _TOKEN_USER.one_or_none(conn, params)
+    row = await _TOKEN_USER.one_or_none(request.app.state.reader, params)
     if row is None:
         raise Unauthorized("invalid or expired token")
     return AuthUser(

@@ -6,7 +6,7 @@ from ticketdesk.auth import service
 from ticketdesk.auth.dependencies import TOKEN_COOKIE, CurrentUser, SigningKey
 from ticketdesk.auth.schemas import LoginIn, TokenOut
 from ticketdesk.auth.security import TokenClaims
-from ticketdesk.db import DbConn, Engine
+from ticketdesk.db import DbConn, Engine, Reads
 from ticketdesk.errors import responses
 from ticketdesk.settings import AppSettings, Settings
 
@@ -34,12 +34,14 @@ def token_out(response: Response, token: str, claims: TokenClaims, settings: Set
 async def login(
     body: LoginIn,
     response: Response,
+    reader: Reads,
     engine: Engine,
     key: SigningKey,
     settings: AppSettings,
 ) -> TokenOut:
     """Exchange email and password for a JWT, returned and set as the cookie `token`."""
     token, claims = await service.login(
+        reader,
         engine,
         email=body.email,
         password=body.password,

@@ -13,7 +13,7 @@ from ticketdesk.auth.security import (
     needs_rehash,
     verify_password,
 )
-from ticketdesk.db import Prepared, reads_without_transaction
+from ticketdesk.db import Prepared, Reader
 from ticketdesk.errors import NotFound
 from ticketdesk.models import revoked_tokens, users, utcnow
 from ticketdesk.schemas import normalize_email
@@ -26,15 +26,20 @@ _ACCOUNT = Prepared(
 
 
 async def login(
-    engine: AsyncEngine, *, email: str, password: str, key: bytes, lifetime_seconds: int
+    reader: Reader,
+    engine: AsyncEngine,
+    *,
+    email: str,
+    password: str,
+    key: bytes,
+    lifetime_seconds: int,
 ) -> tuple[str, TokenClaims]:
     """A token for the account, or the same NotFound for an unknown email and a wrong password.
 
     The hash is checked outside any transaction: a burst of logins must not hold
     database connections while argon2 works.
     """
-    async with reads_without_transaction(engine).connect() as conn:
-        account = await _ACCOUNT.one_or_none(conn, {"email": normalize_email(email)})
+    account = await _ACCOUNT.one_or_none(reader, {"email": normalize_email(email)})
     # An unknown email costs one verification too, so timing does not tell them apart.
     stored_hash = account["password_hash"] if account else dummy_hash()
     matches = await verify_password(stored_hash, password)

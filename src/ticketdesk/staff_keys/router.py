@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from ticketdesk.auth.dependencies import SuperUser
-from ticketdesk.db import DbConn
+from ticketdesk.db import DbConn, Reads
 from ticketdesk.errors import responses
 from ticketdesk.schemas import ObjectId
 from ticketdesk.staff_keys import service
@@ -23,9 +23,9 @@ async def create_staff_key(
 
 
 @router.get("", responses=responses(401, 403))
-async def list_staff_keys(user: SuperUser, conn: DbConn) -> list[StaffKeyOut]:
+async def list_staff_keys(user: SuperUser, db: Reads) -> list[StaffKeyOut]:
     """All staff keys, used or not, without their secrets."""
-    return [StaffKeyOut(**row) for row in await service.list_keys(conn)]
+    return [StaffKeyOut(**row) for row in await service.list_keys(db)]
 
 
 @router.delete(

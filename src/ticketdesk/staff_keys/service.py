@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketdesk.auth.security import hash_key
-from ticketdesk.db import Record
+from ticketdesk.db import Db, Prepared, Record
 from ticketdesk.errors import BadRequest, NotFound, Unauthorized
 from ticketdesk.models import staff_keys, utcnow
 
@@ -46,9 +46,11 @@ async def create_key(
     return key, (await conn.execute(query)).mappings().one()
 
 
-async def list_keys(conn: AsyncConnection) -> Sequence[Record]:
-    query = select(*_PUBLIC_COLUMNS).order_by(staff_keys.c.id)
-    return (await conn.execute(query)).mappings().all()
+_ALL_KEYS = Prepared(select(*_PUBLIC_COLUMNS).order_by(staff_keys.c.id))
+
+
+async def list_keys(db: Db) -> Sequence[Record]:
+    return await _ALL_KEYS.all(db, {})
 
 
 async def delete_key(conn: AsyncConnection, key_id: int) -> None:

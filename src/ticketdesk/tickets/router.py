@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from ticketdesk.auth.dependencies import CurrentUser
-from ticketdesk.db import DbConn
+from ticketdesk.db import DbConn, Reads
 from ticketdesk.errors import responses
 from ticketdesk.pagination import PageParams, add_page_headers
 from ticketdesk.schemas import ObjectId
@@ -35,7 +35,7 @@ async def list_tickets(
     filters: Annotated[TicketQuery, Query()],
     page: PageParams,
     user: CurrentUser,
-    conn: DbConn,
+    db: Reads,
     request: Request,
     response: Response,
 ) -> list[TicketOut]:
@@ -48,17 +48,17 @@ async def list_tickets(
         updated_after=filters.updated_after,
     )
     rows, cursor = await service.list_tickets(
-        conn, viewer=user, page=page, filters=criteria, sort=filters.sort
+        db, viewer=user, page=page, filters=criteria, sort=filters.sort
     )
-    total = await service.count_tickets(conn, viewer=user, filters=criteria) if page.count else None
+    total = await service.count_tickets(db, viewer=user, filters=criteria) if page.count else None
     add_page_headers(request, response, cursor, total)
     return [TicketOut(**row) for row in rows]
 
 
 @router.get("/{ticket_id}", response_model_exclude_none=True, responses=responses(400, 401, 404))
-async def get_ticket(ticket_id: ObjectId, user: CurrentUser, conn: DbConn) -> TicketOut:
+async def get_ticket(ticket_id: ObjectId, user: CurrentUser, db: Reads) -> TicketOut:
     """One ticket; its author is shown to staff."""
-    row = await service.get_ticket(conn, viewer=user, ticket_id=ticket_id)
+    row = await service.get_ticket(db, viewer=user, ticket_id=ticket_id)
     return TicketOut(**row)
 
 
@@ -84,13 +84,13 @@ async def list_messages(
     ticket_id: ObjectId,
     page: PageParams,
     user: CurrentUser,
-    conn: DbConn,
+    db: Reads,
     request: Request,
     response: Response,
 ) -> list[MessageOut]:
     """The ticket's messages, oldest first. Paginated by `Link`."""
-    rows, cursor = await service.list_messages(conn, viewer=user, ticket_id=ticket_id, page=page)
-    total = await service.count_messages(conn, ticket_id=ticket_id) if page.count else None
+    rows, cursor = await service.list_messages(db, viewer=user, ticket_id=ticket_id, page=page)
+    total = await service.count_messages(db, ticket_id=ticket_id) if page.count else None
     add_page_headers(request, response, cursor, total)
     return [MessageOut(**row) for row in rows]
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, func, insert, select, update
+from sqlalchemy import Integer, Select, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketdesk.auth.dependencies import AuthUser
-from ticketdesk.db import Prepared, Record
+from ticketdesk.db import Db, Prepared, Record
 from ticketdesk.errors import Forbidden, NotFound
 from ticketdesk.models import UTCDateTime, messages, tickets, users, utcnow
 from ticketdesk.pagination import (
@@ -173,7 +173,7 @@ async def create_ticket(conn: AsyncConnection, *, author: AuthUser, topic: str, 
 
 
 async def list_tickets(
-    conn: AsyncConnection,
+    db: Db,
     *,
     viewer: AuthUser,
     page: PageRequest,
@@ -182,7 +182,7 @@ async def list_tickets(
 ) -> tuple[Sequence[Record], str | None]:
     """One page of the tickets the viewer may see, and the cursor of the next page."""
     statement, params = ticket_page_query(viewer, page, filters, sort)
-    rows = await statement.all(conn, params)
+    rows = await statement.all(db, params)
     return rows[: page.limit], next_cursor(rows, SORTS[sort], page)
 
 
@@ -204,15 +204,15 @@ def _ticket_page(viewer_is_agent: bool, shape: FilterShape, sort: str) -> Prepar
     return Prepared(paginate(query, SORTS[sort]))
 
 
-async def count_tickets(
-    conn: AsyncConnection,
-    *,
-    viewer: AuthUser,
-    filters: TicketFilter = TicketFilter(),
-) -> int:
-    query = _filtered(select(func.count()).select_from(tickets), viewer.is_agent, filters.shape())
-    params = {"viewer_id": viewer.id, **filters.parameters()}
-    return int((await conn.execute(query, params)).scalar_one())
+async def count_tickets(db: Db, *, viewer: AuthUser, filters: TicketFilter = TicketFilter()) -> int:
+    statement = _ticket_count(viewer.is_agent, filters.shape())
+    return int(await statement.scalar(db, {"viewer_id": viewer.id, **filters.parameters()}))
+
+
+@lru_cache(maxsize=256)
+def _ticket_count(viewer_is_agent: bool, shape: FilterShape) -> Prepared:
+    query = select(func.count()).select_from(tickets)
+    return Prepared(_filtered(query, viewer_is_agent, shape))
 
 
 def _one_ticket(viewer_is_agent: bool) -> Select[*tuple[Any, ...]]:
@@ -241,9 +241,9 @@ _TOUCH_TICKET = (
 )
 
 
-async def get_ticket(conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int) -> Record:
+async def get_ticket(db: Db, *, viewer: AuthUser, ticket_id: int) -> Record:
     params = {"ticket_id": ticket_id, "viewer_id": viewer.id}
-    row = await _GET_TICKET[viewer.is_agent].one_or_none(conn, params)
+    row = await _GET_TICKET[viewer.is_agent].one_or_none(db, params)
     if row is None:
         raise NotFound(_NO_TICKET)
     return row
@@ -287,18 +287,22 @@ _MESSAGE_PAGE = Prepared(
 
 
 async def list_messages(
-    conn: AsyncConnection, *, viewer: AuthUser, ticket_id: int, page: PageRequest
+    db: Db, *, viewer: AuthUser, ticket_id: int, page: PageRequest
 ) -> tuple[Sequence[Record], str | None]:
     """One page of the ticket's messages, oldest first, and the cursor of the next page."""
-    await get_ticket(conn, viewer=viewer, ticket_id=ticket_id)
+    await get_ticket(db, viewer=viewer, ticket_id=ticket_id)
     params = {"ticket_id": ticket_id, **page_parameters(MESSAGES_IN_ORDER, page)}
-    rows = await _MESSAGE_PAGE.all(conn, params)
+    rows = await _MESSAGE_PAGE.all(db, params)
     return rows[: page.limit], next_cursor(rows, MESSAGES_IN_ORDER, page)
 
 
-async def count_messages(conn: AsyncConnection, *, ticket_id: int) -> int:
-    query = select(func.count()).where(messages.c.ticket_id == ticket_id)
-    return int((await conn.execute(query)).scalar_one())
+_COUNT_MESSAGES = Prepared(
+    select(func.count()).where(messages.c.ticket_id == bindparam("ticket_id", type_=Integer))
+)
+
+
+async def count_messages(db: Db, *, ticket_id: int) -> int:
+    return int(await _COUNT_MESSAGES.scalar(db, {"ticket_id": ticket_id}))
 
 
 async def post_message(

@@ -13,7 +13,7 @@ from ticketdesk.auth.dependencies import (
 )
 from ticketdesk.auth.router import token_out
 from ticketdesk.auth.security import create_token
-from ticketdesk.db import DbConn, Engine
+from ticketdesk.db import Db, DbConn, Engine, Reads
 from ticketdesk.errors import responses
 from ticketdesk.pagination import DEFAULT_LIMIT, PageParams, PageRequest, add_page_headers
 from ticketdesk.schemas import ObjectId
@@ -51,19 +51,19 @@ async def register(
 
 @router.get("", responses=responses(400, 401, 403))
 async def list_users(
-    page: PageParams, user: StaffUser, conn: DbConn, request: Request, response: Response
+    page: PageParams, user: StaffUser, db: Reads, request: Request, response: Response
 ) -> list[UserListItem]:
     """Users, most tickets first (staff only). Paginated by `Link`."""
-    rows, cursor = await service.list_users(conn, page=page)
-    total = await service.count_users(conn) if page.count else None
+    rows, cursor = await service.list_users(db, page=page)
+    total = await service.count_users(db) if page.count else None
     add_page_headers(request, response, cursor, total)
     return [UserListItem(**row) for row in rows]
 
 
 @router.get("/me", responses=responses(401))
-async def get_me(user: CurrentUser, conn: DbConn) -> UserOut:
+async def get_me(user: CurrentUser, db: Reads) -> UserOut:
     """The caller's own account."""
-    return UserOut(**await service.get_me(conn, user.id))
+    return UserOut(**await service.get_me(db, user.id))
 
 
 @router.put("/me", responses=responses(400, 401), summary="Update Me")
@@ -90,11 +90,11 @@ async def update_me(
 
 
 async def _detail(
-    conn: DbConn, viewer: StaffUser, user_id: int, page: PageRequest
+    db: Db, viewer: StaffUser, user_id: int, page: PageRequest
 ) -> tuple[UserDetail, str | None]:
-    row = await service.get_user(conn, user_id)
+    row = await service.get_user(db, user_id)
     tickets, cursor = await list_tickets(
-        conn, viewer=viewer, page=page, filters=TicketFilter(author_id=user_id)
+        db, viewer=viewer, page=page, filters=TicketFilter(author_id=user_id)
     )
     detail = UserDetail(**row, tickets=[TicketOut(**t) for t in tickets])
     return detail, cursor
@@ -105,12 +105,12 @@ async def get_user(
     user_id: ObjectId,
     page: PageParams,
     user: StaffUser,
-    conn: DbConn,
+    db: Reads,
     request: Request,
     response: Response,
 ) -> UserDetail:
     """A user and a page of their tickets, oldest first (staff only). Paginated by `Link`."""
-    detail, cursor = await _detail(conn, user, user_id, page)
+    detail, cursor = await _detail(db, user, user_id, page)
     add_page_headers(request, response, cursor, detail.tickets_count if page.count else None)
     return detail
 

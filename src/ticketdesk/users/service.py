@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ticketdesk.auth.dependencies import AuthUser
 from ticketdesk.auth.security import hash_password, verify_password
 from ticketdesk.auth.service import revoke_all_tokens
-from ticketdesk.db import Prepared, Record
+from ticketdesk.db import Db, Prepared, Record
 from ticketdesk.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ticketdesk.models import users
 from ticketdesk.pagination import (
@@ -117,29 +117,28 @@ MOST_TICKETS_FIRST = Sort(
 _USER_PAGE = Prepared(paginate(select(*LIST_COLUMNS), MOST_TICKETS_FIRST))
 _USER = Prepared(select(*DETAIL_COLUMNS).where(users.c.id == bindparam("user_id")))
 _ME = Prepared(select(*PUBLIC_COLUMNS).where(users.c.id == bindparam("user_id")))
+_COUNT_USERS = Prepared(select(func.count()).select_from(users))
 
 
-async def list_users(
-    conn: AsyncConnection, *, page: PageRequest
-) -> tuple[Sequence[Record], str | None]:
+async def list_users(db: Db, *, page: PageRequest) -> tuple[Sequence[Record], str | None]:
     """One page of users, most tickets first, then by id; and the cursor of the next page."""
-    rows = await _USER_PAGE.all(conn, page_parameters(MOST_TICKETS_FIRST, page))
+    rows = await _USER_PAGE.all(db, page_parameters(MOST_TICKETS_FIRST, page))
     return rows[: page.limit], next_cursor(rows, MOST_TICKETS_FIRST, page)
 
 
-async def count_users(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+async def count_users(db: Db) -> int:
+    return int(await _COUNT_USERS.scalar(db, {}))
 
 
-async def get_user(conn: AsyncConnection, user_id: int) -> Record:
-    row = await _USER.one_or_none(conn, {"user_id": user_id})
+async def get_user(db: Db, user_id: int) -> Record:
+    row = await _USER.one_or_none(db, {"user_id": user_id})
     if row is None:
         raise NotFound("no such user")
     return row
 
 
-async def get_me(conn: AsyncConnection, user_id: int) -> Record:
-    row = await _ME.one_or_none(conn, {"user_id": user_id})
+async def get_me(db: Db, user_id: int) -> Record:
+    row = await _ME.one_or_none(db, {"user_id": user_id})
     assert row is not None  # the caller was just authenticated as this user
     return row
 
