@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any, TypeAlias
@@ -169,16 +170,26 @@ class PostgresReader(Reader):
 
     async def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Record]:
         sql, args = statement.postgres(self._dialect, params)
+        conn = await self._acquire()
         try:
-            async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
-                records: Sequence[Record] = await conn.fetch(sql, *args)
-        except TimeoutError:
-            log.warning("no database connection free within the pool timeout")
-            raise ServiceBusy() from None
+            records: Sequence[Record] = await conn.fetch(sql, *args)
         except asyncpg.DataError:
             # What SQLAlchemy's DataError would be, and answered the same way (errors.py).
             raise BadRequest("the database refused a value in the request") from None
+        finally:
+            await self.pool.release(conn)
         return records
+
+    async def _acquire(self) -> asyncpg.pool.PoolConnectionProxy[Any]:
+        if self.pool.get_idle_size():
+            return await self.pool.acquire()  # an idle connection is handed over at once
+        # Not acquire(timeout=): that runs the wait in a task of its own.
+        try:
+            async with asyncio.timeout(self._acquire_timeout):
+                return await self.pool.acquire()
+        except TimeoutError:
+            log.warning("no database connection free within the pool timeout")
+            raise ServiceBusy() from None
 
     async def close(self) -> None:
         await self.pool.close()
