@@ -20,7 +20,7 @@ from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
 from ticketdesk.db import create_engine, create_reader
 from ticketdesk.errors import install_error_handlers
-from ticketdesk.middleware import LimitBodySize, OldClientCompatibility
+from ticketdesk.middleware import LimitBodySize, OldClientCompatibility, ReadsPerRequest
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         *(route for route in app.routes if hasattr(route, "methods")),
         *(route for router in routers for route in router.routes),
     ]
+    app.add_middleware(ReadsPerRequest)
     app.add_middleware(OldClientCompatibility)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     _document_400_not_422(app)

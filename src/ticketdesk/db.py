@@ -144,6 +144,13 @@ class Reader:
     async def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Record]:
         raise NotImplementedError
 
+    def for_request(self) -> Reader:
+        """The reader of one request, released with `release` when its response starts."""
+        return self
+
+    async def release(self) -> None:
+        """Give back what the request held; it may read again after, and take another."""
+
     async def close(self) -> None:
         raise NotImplementedError
 
@@ -169,18 +176,27 @@ class PostgresReader(Reader):
         return cls(pool, dialect, settings.db_pool_timeout)
 
     async def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Record]:
+        conn = await self.acquire()
+        try:
+            return await self.run(conn, statement, params)
+        finally:
+            await self.pool.release(conn)
+
+    def for_request(self) -> Reader:
+        return _PostgresRequestReader(self)
+
+    async def run(
+        self, conn: PooledConnection, statement: Prepared, params: Mapping[str, Any]
+    ) -> Sequence[Record]:
         sql, args = statement.postgres(self._dialect, params)
-        conn = await self._acquire()
         try:
             records: Sequence[Record] = await conn.fetch(sql, *args)
         except asyncpg.DataError:
             # What SQLAlchemy's DataError would be, and answered the same way (errors.py).
             raise BadRequest("the database refused a value in the request") from None
-        finally:
-            await self.pool.release(conn)
         return records
 
-    async def _acquire(self) -> asyncpg.pool.PoolConnectionProxy[Any]:
+    async def acquire(self) -> PooledConnection:
         if self.pool.get_idle_size():
             return await self.pool.acquire()  # an idle connection is handed over at once
         # Not acquire(timeout=): that runs the wait in a task of its own.
@@ -193,6 +209,33 @@ class PostgresReader(Reader):
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+PooledConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[Any]"
+
+
+class _PostgresRequestReader(Reader):
+    """All of one request's reads on one connection, taken at the first of them.
+
+    A checkout per request rather than per statement: the token check and the query
+    share it. `ReadsPerRequest` (middleware.py) gives it back as the response starts.
+    """
+
+    __slots__ = ("_conn", "_reader")
+
+    def __init__(self, reader: PostgresReader) -> None:
+        self._reader = reader
+        self._conn: PooledConnection | None = None
+
+    async def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Record]:
+        if self._conn is None:
+            self._conn = await self._reader.acquire()
+        return await self._reader.run(self._conn, statement, params)
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._reader.pool.release(conn)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -228,9 +271,18 @@ Db: TypeAlias = AsyncConnection | Reader
 """Where a service function runs its statements: the request's transaction, or a reader."""
 
 
-async def _reader(request: Request) -> Reader:
-    reader: Reader = request.app.state.reader
+REQUEST_READER = "ticketdesk.reader"
+"""Where in the ASGI scope a request keeps its reader (see `ReadsPerRequest`)."""
+
+
+def request_reader(request: Request) -> Reader:
+    """The request's own reader if it has one (GET), else statement by statement."""
+    reader: Reader = request.scope.get(REQUEST_READER) or request.app.state.reader
     return reader
+
+
+async def _reader(request: Request) -> Reader:
+    return request_reader(request)
 
 
 Reads = Annotated[Reader, Depends(_reader)]

@@ -11,7 +11,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import bindparam, exists, select
 
 from ticketdesk.auth.security import TokenClaims, decode_token
-from ticketdesk.db import Prepared
+from ticketdesk.db import Prepared, request_reader
 from ticketdesk.errors import Forbidden, Unauthorized
 from ticketdesk.models import revoked_tokens, users
 
@@ -82,7 +82,7 @@ async def current_user(request: Request) -> AuthUser:
     """
     claims = token_claims(request)
     params = {"user_id": claims.user_id, "version": claims.version, "jti": claims.jti}
-    row = await _TOKEN_USER.one_or_none(request.app.state.reader, params)
+    row = await _TOKEN_USER.one_or_none(request_reader(request), params)
     if row is None:
         raise Unauthorized("invalid or expired token")
     return AuthUser(

@@ -1,0 +1,102 @@
+"""Readers: how requests that only read reach the database, and that they give it back."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.types import Message
+
+from conftest import Account, open_ticket
+from ticketdesk.db import EngineReader, PooledConnection, PostgresReader, Reader
+
+
+def _idle(reader: Reader) -> bool:
+    """Every connection the reader opened is back in its pool."""
+    if isinstance(reader, PostgresReader):
+        return bool(reader.pool.get_idle_size() == reader.pool.get_size())
+    assert isinstance(reader, EngineReader)
+    checked_out: int = reader.engine.pool.checkedout()  # type: ignore[attr-defined]
+    return checked_out == 0
+
+
+@pytest.fixture
+def checkouts(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the connections PostgreSQL readers take from their pool."""
+    taken: list[int] = []
+    original = PostgresReader.acquire
+
+    async def counting(self: PostgresReader) -> PooledConnection:
+        taken.append(1)
+        return await original(self)
+
+    monkeypatch.setattr(PostgresReader, "acquire", counting)
+    return taken
+
+
+async def test_a_read_request_takes_one_connection_for_all_its_statements(
+    app: FastAPI, client: httpx.AsyncClient, customer: Account, checkouts: list[int]
+) -> None:
+    ticket_id = await open_ticket(client, customer)
+    checkouts.clear()
+    # Two statements: the token check, then the ticket.
+    response = await client.get(f"/tickets/{ticket_id}", headers=customer.headers)
+    assert response.status_code == 200
+    if isinstance(app.state.reader, PostgresReader):
+        assert len(checkouts) == 1
+    assert _idle(app.state.reader)
+
+
+async def test_a_write_request_checks_its_token_on_a_connection_given_back_at_once(
+    app: FastAPI, client: httpx.AsyncClient, customer: Account, checkouts: list[int]
+) -> None:
+    response = await client.post(
+        "/tickets", json={"topic": "t", "text": "t"}, headers=customer.headers
+    )
+    assert response.status_code == 201
+    if isinstance(app.state.reader, PostgresReader):
+        assert len(checkouts) == 1
+    assert _idle(app.state.reader)
+
+
+async def test_the_connection_is_given_back_before_the_response_is_sent(
+    app: FastAPI, client: httpx.AsyncClient, customer: Account
+) -> None:
+    ticket_id = await open_ticket(client, customer)
+    path = f"/tickets/{ticket_id}"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"cookie", f"token={customer.token}".encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    sent: list[tuple[str, bool]] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        # A slow client would stall here; by now no connection may be held for it.
+        sent.append((message["type"], _idle(app.state.reader)))
+
+    await app(scope, receive, send)
+    assert sent == [("http.response.start", True), ("http.response.body", True)]
+
+
+async def test_a_failed_read_gives_its_connection_back(
+    app: FastAPI, client: httpx.AsyncClient, customer: Account
+) -> None:
+    response = await client.get("/tickets/999999", headers=customer.headers)
+    assert response.status_code == 404
+    response = await client.get("/tickets", headers={"Authorization": "Bearer nonsense"})
+    assert response.status_code == 401
+    assert _idle(app.state.reader)
