@@ -31,8 +31,10 @@ class Settings(BaseSettings):
     db_user: str | None = None
     db_password: SecretStr | None = None
     db_name: str | None = None
-    db_pool_size: int = Field(default=8, ge=1, le=1000)  # per worker process
-    db_pool_timeout: float = Field(default=30.0, gt=0)
+    db_pool_size: int = Field(default=8, ge=1, le=1000)  # per worker process and pool
+    db_pool_timeout: float = Field(default=30.0, gt=0)  # seconds to wait for a free connection
+    db_connect_timeout: float = Field(default=5.0, gt=0)  # seconds to open a connection
+    db_statement_timeout: float = Field(default=10.0, ge=0)  # seconds per statement; 0: none
 
     jwt_key: SecretStr | None = None
     jwt_key_file: Path | None = None
@@ -40,9 +42,22 @@ class Settings(BaseSettings):
     staff_token: SecretStr | None = None
     cookie_secure: bool = False
 
+    cors_origins: str = ""  # comma-separated origins allowed to call from a browser
+    forwarded_allow_ips: str | None = None  # proxies whose X-Forwarded-For is believed
+
+    redis_url: str | None = None  # rate-limit counters shared by every process
+    rate_limits: bool = True  # false: no limits at all (load tests)
+    rate_limit_login_per_account: str = "10/minute"
+    rate_limit_login_per_ip: str = "10/minute"
+    rate_limit_login_failures: str = "100/hour"  # per account
+    rate_limit_register_per_ip: str = "10/hour"
+    rate_limit_writes_per_user: str = "60/minute"
+    idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
+
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8089, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    shutdown_timeout: float = Field(default=30.0, gt=0)  # seconds in-flight requests may finish
     log_level: str = "info"
 
     @field_validator("jwt_key")
