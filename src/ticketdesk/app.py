@@ -21,6 +21,7 @@ from ticketdesk.auth.security import dummy_hash
 from ticketdesk.db import create_engine, create_reader
 from ticketdesk.errors import install_error_handlers
 from ticketdesk.middleware import LimitBodySize, OldClientCompatibility, ReadsPerRequest
+from ticketdesk.ratelimits import RateLimiter
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
@@ -43,10 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
         app.state.reader = await create_reader(settings, app.state.engine)
+        app.state.rate_limiter = RateLimiter(settings)
         await anyio.to_thread.run_sync(dummy_hash)  # computed once, before the first login
         try:
             yield
         finally:
+            await app.state.rate_limiter.close()
             await app.state.reader.close()
             await app.state.engine.dispose()
 

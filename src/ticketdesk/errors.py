@@ -27,6 +27,9 @@ class TicketdeskError(Exception):
         self.detail = detail or self.default_detail
         super().__init__(self.detail)
 
+    def response_headers(self) -> dict[str, str] | None:
+        return self.headers
+
 
 class BadRequest(TicketdeskError):
     status_code = 400
@@ -52,6 +55,20 @@ class NotFound(TicketdeskError):
 class Conflict(TicketdeskError):
     status_code = 409
     default_detail = "conflict"
+
+
+class TooManyRequests(TicketdeskError):
+    """A rate limit is spent: retry after `retry_after_s` seconds."""
+
+    status_code = 429
+
+    def __init__(self, *, retry_after_s: int, headers: dict[str, str], rule: str) -> None:
+        super().__init__(f"too many requests; retry in {retry_after_s} s")
+        self.rule = rule
+        self._headers = {**headers, "Retry-After": str(retry_after_s)}
+
+    def response_headers(self) -> dict[str, str] | None:
+        return self._headers
 
 
 class ServiceBusy(TicketdeskError):
@@ -83,6 +100,8 @@ _DESCRIPTIONS = {
     404: "No such object, or not one the caller may see",
     409: "The object's state does not allow this change",
     413: "The request body is larger than the configured limit",
+    422: "The Idempotency-Key was used before with another request",
+    429: "A rate limit is spent; Retry-After says when to try again",
 }
 
 
@@ -103,7 +122,7 @@ def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JS
 
 async def _ticketdesk_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TicketdeskError)
-    return _json(exc.status_code, exc.detail, exc.headers)
+    return _json(exc.status_code, exc.detail, exc.response_headers())
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str | None = None  # proxies whose X-Forwarded-For is believed
 
     redis_url: str | None = None  # rate-limit counters shared by every process
+    rate_limit_prefix: str = "ticketdesk"  # of the counters' keys in Redis
     rate_limits: bool = True  # false: no limits at all (load tests)
     rate_limit_login_per_account: str = "10/minute"
     rate_limit_login_per_ip: str = "10/minute"
@@ -65,6 +67,23 @@ class Settings(BaseSettings):
     def _jwt_key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_JWT_KEY_BYTES:
             raise ValueError(f"JWT_KEY must be at least {MIN_JWT_KEY_BYTES} bytes long")
+        return value
+
+    @field_validator(
+        "rate_limit_login_per_account",
+        "rate_limit_login_per_ip",
+        "rate_limit_login_failures",
+        "rate_limit_register_per_ip",
+        "rate_limit_writes_per_user",
+    )
+    @classmethod
+    def _is_a_rate(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate: write e.g. 10/minute, or 10/minute;100/hour"
+            ) from None
         return value
 
     @field_validator("staff_token")

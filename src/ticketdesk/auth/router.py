@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from ticketdesk.auth import service
 from ticketdesk.auth.dependencies import TOKEN_COOKIE, CurrentUser, SigningKey
@@ -8,6 +8,7 @@ from ticketdesk.auth.schemas import LoginIn, TokenOut
 from ticketdesk.auth.security import TokenClaims
 from ticketdesk.db import DbConn, Engine, Reads
 from ticketdesk.errors import responses
+from ticketdesk.ratelimits import Limiter, add_quota_headers, client_address
 from ticketdesk.settings import AppSettings, Settings
 
 router = APIRouter(tags=["auth"])
@@ -30,24 +31,29 @@ def token_out(response: Response, token: str, claims: TokenClaims, settings: Set
     return TokenOut(token=token, expires_at=claims.expires_at)
 
 
-@router.post("/login", responses=responses(400, 404))
+@router.post("/login", responses=responses(400, 404, 429))
 async def login(
     body: LoginIn,
+    request: Request,
     response: Response,
     reader: Reads,
     engine: Engine,
+    limiter: Limiter,
     key: SigningKey,
     settings: AppSettings,
 ) -> TokenOut:
     """Exchange email and password for a JWT, returned and set as the cookie `token`."""
-    token, claims = await service.login(
+    token, claims, quota = await service.login(
         reader,
         engine,
+        limiter,
         email=body.email,
         password=body.password,
+        address=client_address(request),
         key=key,
         lifetime_seconds=settings.token_lifetime_seconds,
     )
+    add_quota_headers(response, quota)
     return token_out(response, token, claims, settings)
 
 

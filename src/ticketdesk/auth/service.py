@@ -16,6 +16,7 @@ from ticketdesk.auth.security import (
 from ticketdesk.db import Prepared, Reader
 from ticketdesk.errors import NotFound
 from ticketdesk.models import revoked_tokens, users, utcnow
+from ticketdesk.ratelimits import Quota, RateLimiter, tightest
 from ticketdesk.schemas import normalize_email
 
 _ACCOUNT = Prepared(
@@ -28,22 +29,33 @@ _ACCOUNT = Prepared(
 async def login(
     reader: Reader,
     engine: AsyncEngine,
+    limiter: RateLimiter,
     *,
     email: str,
     password: str,
+    address: str,
     key: bytes,
     lifetime_seconds: int,
-) -> tuple[str, TokenClaims]:
+) -> tuple[str, TokenClaims, Quota | None]:
     """A token for the account, or the same NotFound for an unknown email and a wrong password.
 
-    The hash is checked outside any transaction: a burst of logins must not hold
-    database connections while argon2 works.
+    Rate-limited per address and per account before any hashing, and an account takes
+    only so many failures an hour. Unknown emails are counted alike, so limits do not
+    tell which accounts exist. The hash is checked outside any transaction: a burst of
+    logins must not hold database connections while argon2 works.
     """
-    account = await _ACCOUNT.one_or_none(reader, {"email": normalize_email(email)})
+    email = normalize_email(email)
+    quota = tightest(
+        await limiter.hit(limiter.login_per_ip, address),
+        await limiter.hit(limiter.login_per_account, email),
+    )
+    await limiter.check(limiter.login_failures, email)
+    account = await _ACCOUNT.one_or_none(reader, {"email": email})
     # An unknown email costs one verification too, so timing does not tell them apart.
     stored_hash = account["password_hash"] if account else dummy_hash()
     matches = await verify_password(stored_hash, password)
     if account is None or not matches or not account["is_active"]:
+        await limiter.record(limiter.login_failures, email)
         raise NotFound("wrong email or password")
     if needs_rehash(stored_hash):
         new_hash = await hash_password(password)
@@ -51,12 +63,13 @@ async def login(
             await conn.execute(
                 update(users).where(users.c.id == account["id"]).values(password_hash=new_hash)
             )
-    return create_token(
+    token, claims = create_token(
         user_id=account["id"],
         version=account["token_version"],
         key=key,
         lifetime_seconds=lifetime_seconds,
     )
+    return token, claims, quota
 
 
 async def revoke_token(conn: AsyncConnection, *, user_id: int, claims: TokenClaims) -> None:

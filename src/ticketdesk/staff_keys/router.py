@@ -5,6 +5,7 @@ from fastapi import APIRouter, status
 from ticketdesk.auth.dependencies import SuperUser
 from ticketdesk.db import DbConn, Reads
 from ticketdesk.errors import responses
+from ticketdesk.ratelimits import WritesLimited
 from ticketdesk.schemas import ObjectId
 from ticketdesk.staff_keys import service
 from ticketdesk.staff_keys.schemas import NewStaffKeyOut, StaffKeyIn, StaffKeyOut
@@ -12,7 +13,12 @@ from ticketdesk.staff_keys.schemas import NewStaffKeyOut, StaffKeyIn, StaffKeyOu
 router = APIRouter(prefix="/staff-keys", tags=["staff keys"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 401, 403))
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(400, 401, 403, 429),
+    dependencies=[WritesLimited],
+)
 async def create_staff_key(
     user: SuperUser, conn: DbConn, body: StaffKeyIn | None = None
 ) -> NewStaffKeyOut:
@@ -31,7 +37,8 @@ async def list_staff_keys(user: SuperUser, db: Reads) -> list[StaffKeyOut]:
 @router.delete(
     "/{key_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(400, 401, 403, 404),
+    responses=responses(400, 401, 403, 404, 429),
+    dependencies=[WritesLimited],
 )
 async def delete_staff_key(key_id: ObjectId, user: SuperUser, conn: DbConn) -> None:
     """Withdraw a staff key."""

@@ -8,6 +8,7 @@ from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.db import DbConn, Reads
 from ticketdesk.errors import responses
 from ticketdesk.pagination import PageParams, add_page_headers
+from ticketdesk.ratelimits import WritesLimited
 from ticketdesk.schemas import ObjectId
 from ticketdesk.tickets import service
 from ticketdesk.tickets.schemas import (
@@ -23,7 +24,12 @@ from ticketdesk.tickets.schemas import (
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 401))
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(400, 401, 429),
+    dependencies=[WritesLimited],
+)
 async def create_ticket(body: TicketCreate, user: CurrentUser, conn: DbConn) -> TicketCreated:
     """Open a ticket; its text becomes the first message."""
     ticket_id = await service.create_ticket(conn, author=user, topic=body.topic, text=body.text)
@@ -64,8 +70,9 @@ async def get_ticket(ticket_id: ObjectId, user: CurrentUser, db: Reads) -> Ticke
 
 _STATUS_DOC = {
     "response_model_exclude_none": True,
-    "responses": responses(400, 401, 404, 409),
+    "responses": responses(400, 401, 404, 409, 429),
     "summary": "Change Status",
+    "dependencies": [WritesLimited],
 }
 
 
@@ -98,7 +105,8 @@ async def list_messages(
 @router.post(
     "/{ticket_id}/messages",
     status_code=status.HTTP_201_CREATED,
-    responses=responses(400, 401, 404, 409),
+    responses=responses(400, 401, 404, 409, 429),
+    dependencies=[WritesLimited],
 )
 async def post_message(
     ticket_id: ObjectId, body: MessageCreate, user: CurrentUser, conn: DbConn

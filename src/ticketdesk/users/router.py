@@ -16,6 +16,7 @@ from ticketdesk.auth.security import create_token
 from ticketdesk.db import Db, DbConn, Engine, Reads
 from ticketdesk.errors import responses
 from ticketdesk.pagination import DEFAULT_LIMIT, PageParams, PageRequest, add_page_headers
+from ticketdesk.ratelimits import Limiter, WritesLimited, add_quota_headers, client_address
 from ticketdesk.schemas import ObjectId
 from ticketdesk.settings import AppSettings
 from ticketdesk.tickets.schemas import TicketOut
@@ -35,11 +36,19 @@ router = APIRouter(prefix="/users", tags=["users"])
 StaffCredential = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 401))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 401, 429))
 async def register(
-    body: UserCreate, credential: StaffCredential, engine: Engine, settings: AppSettings
+    body: UserCreate,
+    credential: StaffCredential,
+    engine: Engine,
+    settings: AppSettings,
+    limiter: Limiter,
+    request: Request,
+    response: Response,
 ) -> UserOut:
     """Register a user; `isStaff: true` needs the STAFF_TOKEN or a staff key as Bearer token."""
+    quota = await limiter.hit(limiter.register_per_ip, client_address(request))
+    add_quota_headers(response, quota)
     row = await service.register(
         engine,
         body,
@@ -66,8 +75,15 @@ async def get_me(user: CurrentUser, db: Reads) -> UserOut:
     return UserOut(**await service.get_me(db, user.id))
 
 
-@router.put("/me", responses=responses(400, 401), summary="Update Me")
-@router.patch("/me", responses=responses(400, 401), summary="Update Me")
+_UPDATE_ME_DOC = {
+    "responses": responses(400, 401, 429),
+    "summary": "Update Me",
+    "dependencies": [WritesLimited],
+}
+
+
+@router.put("/me", **_UPDATE_ME_DOC)  # type: ignore[arg-type]
+@router.patch("/me", **_UPDATE_ME_DOC)  # type: ignore[arg-type]
 async def update_me(
     body: MeUpdate,
     user: CurrentUser,
@@ -116,8 +132,9 @@ async def get_user(
 
 
 _UPDATE_DOC = {
-    "responses": responses(400, 401, 403, 404, 409),
+    "responses": responses(400, 401, 403, 404, 409, 429),
     "summary": "Update User",
+    "dependencies": [WritesLimited],
 }
 
 
