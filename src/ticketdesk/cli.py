@@ -50,6 +50,8 @@ def _serve(args: argparse.Namespace) -> None:
         http="httptools",
         log_level=settings.log_level,
         server_header=False,
+        # Whose X-Forwarded-For to believe for the client's address (rate limits, logs).
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
