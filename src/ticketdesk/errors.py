@@ -57,6 +57,11 @@ class Conflict(TicketdeskError):
     default_detail = "conflict"
 
 
+class IdempotencyKeyReused(TicketdeskError):
+    status_code = 422
+    default_detail = "this Idempotency-Key was used with another request"
+
+
 class TooManyRequests(TicketdeskError):
     """A rate limit is spent: retry after `retry_after_s` seconds."""
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 TICKET_STATUSES = ("pending", "resolved", "unresolved", "canceled")
@@ -138,4 +139,18 @@ messages = Table(
     CheckConstraint(_in("type", MESSAGE_TYPES), name="type_valid"),
     Index("ix_messages_ticket_id_id", "ticket_id", "id"),
     Index("ix_messages_author_id", "author_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("request_hash", String(64), nullable=False),  # SHA-256 of method, path and body
+    Column("status_code", Integer),  # the answer, once the request succeeded
+    Column("response_body", Text),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_id_key"),
+    Index("ix_idempotency_keys_created_at", "created_at"),
 )

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.db import DbConn, Reads
 from ticketdesk.errors import responses
+from ticketdesk.idempotency import IdempotencyKey
 from ticketdesk.pagination import PageParams, add_page_headers
 from ticketdesk.ratelimits import WritesLimited
 from ticketdesk.schemas import ObjectId
@@ -27,13 +28,22 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=responses(400, 401, 429),
+    response_model=TicketCreated,
+    responses=responses(400, 401, 422, 429),
     dependencies=[WritesLimited],
 )
-async def create_ticket(body: TicketCreate, user: CurrentUser, conn: DbConn) -> TicketCreated:
-    """Open a ticket; its text becomes the first message."""
-    ticket_id = await service.create_ticket(conn, author=user, topic=body.topic, text=body.text)
-    return TicketCreated(id=ticket_id)
+async def create_ticket(
+    body: TicketCreate, user: CurrentUser, conn: DbConn, idempotency: IdempotencyKey
+) -> TicketCreated | Response:
+    """Open a ticket; its text becomes the first message. Safe to retry with Idempotency-Key."""
+
+    async def open_ticket() -> TicketCreated:
+        ticket_id = await service.create_ticket(conn, author=user, topic=body.topic, text=body.text)
+        return TicketCreated(id=ticket_id)
+
+    return await idempotency.run(
+        conn, user_id=user.id, body=body, status_code=201, work=open_ticket
+    )
 
 
 @router.get("", response_model_exclude_none=True, responses=responses(400, 401, 403))
@@ -105,12 +115,26 @@ async def list_messages(
 @router.post(
     "/{ticket_id}/messages",
     status_code=status.HTTP_201_CREATED,
-    responses=responses(400, 401, 404, 409, 429),
+    response_model=MessageOut,
+    responses=responses(400, 401, 404, 409, 422, 429),
     dependencies=[WritesLimited],
 )
 async def post_message(
-    ticket_id: ObjectId, body: MessageCreate, user: CurrentUser, conn: DbConn
-) -> MessageOut:
-    """Add a message: a request from the customer, a response from staff."""
-    row = await service.post_message(conn, viewer=user, ticket_id=ticket_id, text=body.text)
-    return MessageOut(**row)
+    ticket_id: ObjectId,
+    body: MessageCreate,
+    user: CurrentUser,
+    conn: DbConn,
+    idempotency: IdempotencyKey,
+) -> MessageOut | Response:
+    """Add a message: a request from the customer, a response from staff.
+
+    Safe to retry with Idempotency-Key.
+    """
+
+    async def add_message() -> MessageOut:
+        row = await service.post_message(conn, viewer=user, ticket_id=ticket_id, text=body.text)
+        return MessageOut(**row)
+
+    return await idempotency.run(
+        conn, user_id=user.id, body=body, status_code=201, work=add_message
+    )
