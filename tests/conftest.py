@@ -7,8 +7,12 @@ When it cannot be reached the PostgreSQL tests fail; they are never skipped.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,3 +218,54 @@ async def open_ticket(
     assert response.status_code == 201, response.text
     ticket_id: int = response.json()["id"]
     return ticket_id
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, f"the server for {url} exited"
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not start"
+        time.sleep(0.2)
+
+
+@contextmanager
+def running_servers(
+    count: int, database_url: URL, tmp_path: Path, **env: str
+) -> Iterator[list[str]]:
+    """`count` separate `ticketdesk serve` processes on the database, as a deployment runs them."""
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url.render_as_string(hide_password=False),
+        "JWT_KEY": JWT_KEY,
+        "STAFF_TOKEN": STAFF_TOKEN,
+        "LOG_LEVEL": "warning",
+        **env,
+    }
+    ports = [_free_port() for _ in range(count)]
+    command = [sys.executable, "-m", "ticketdesk", "serve", "--workers", "1", "--no-migrate"]
+    processes = [
+        subprocess.Popen([*command, "--port", str(port)], env=environment, cwd=tmp_path)
+        for port in ports
+    ]
+    try:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url, process in zip(urls, processes, strict=True):
+            _wait_until_up(url, process)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)

@@ -19,7 +19,7 @@ import jwt
 import pytest
 from sqlalchemy.engine import URL
 
-from conftest import JWT_KEY, PASSWORD, Account, client_with
+from conftest import JWT_KEY, PASSWORD, Account, client_with, running_servers
 
 # helpers
 
@@ -323,3 +323,38 @@ async def test_logout_revokes_only_the_token_it_was_called_with(
     assert_unauthorized(await client.post("/logout", headers=bearer(first)))
     assert (await client.get("/tickets", headers=bearer(second))).status_code == 200
     assert (await client.get("/tickets", headers=customer.headers)).status_code == 200
+
+
+async def test_revocation_holds_across_server_processes(
+    database_url: URL, tmp_path: Path, customer: Account, staff: Account
+) -> None:
+    """Logout, a password change and blocking in one process reach every other process."""
+    with running_servers(2, database_url, tmp_path, RATE_LIMITS="false") as (here, there):
+        async with httpx.AsyncClient() as client:
+
+            async def fresh_token() -> str:
+                body = {"email": customer.email, "password": customer.password}
+                response = await client.post(f"{here}/login", json=body)
+                assert response.status_code == 200
+                token: str = response.json()["token"]
+                client.cookies.clear()
+                # Used there first: that process has seen it valid.
+                assert (await client.get(f"{there}/tickets", headers=bearer(token))).is_success
+                return token
+
+            token = await fresh_token()
+            assert (await client.post(f"{here}/logout", headers=bearer(token))).status_code == 204
+            assert_unauthorized(await client.get(f"{there}/tickets", headers=bearer(token)))
+
+            token = await fresh_token()
+            change = {"password": "a new long password", "current_password": customer.password}
+            response = await client.patch(f"{here}/users/me", json=change, headers=bearer(token))
+            assert response.status_code == 200, response.text
+            assert_unauthorized(await client.get(f"{there}/tickets", headers=bearer(token)))
+            customer.password = change["password"]
+
+            token = await fresh_token()
+            block = {"is_active": False}
+            url = f"{here}/users/{customer.id}"
+            assert (await client.patch(url, json=block, headers=staff.headers)).is_success
+            assert_unauthorized(await client.get(f"{there}/tickets", headers=bearer(token)))

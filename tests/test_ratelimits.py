@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import JWT_KEY, PASSWORD, STAFF_TOKEN, Account, MakeUser, client_with, make_settings
+from conftest import PASSWORD, Account, MakeUser, client_with, make_settings, running_servers
 from ticketdesk.models import tickets, users
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -188,75 +184,18 @@ def test_a_malformed_rate_is_a_configuration_error(database_url: URL, tmp_path: 
         make_settings(database_url, tmp_path, rate_limit_login_per_ip="lots")
 
 
-# Two real server processes, as a deployment runs them.
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def servers(
     database_url: URL, tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> Iterator[list[str]]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url.render_as_string(hide_password=False),
-        "JWT_KEY": JWT_KEY,
-        "STAFF_TOKEN": STAFF_TOKEN,
-        "REDIS_URL": redis_url,
-        "RATE_LIMIT_PREFIX": redis_prefix,
-        "LOG_LEVEL": "warning",
-    }
-    ports = [_free_port(), _free_port()]
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ticketdesk",
-                "serve",
-                "--workers",
-                "1",
-                "--no-migrate",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            cwd=tmp_path,
-        )
-        for port in ports
-    ]
-    try:
-        yield [f"http://127.0.0.1:{port}" for port in ports]
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
-
-
-async def _wait_until_up(url: str) -> None:
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient(base_url=url) as client:
-        while True:
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{url} did not start"
-            await asyncio.sleep(0.2)
+    shared = {"REDIS_URL": redis_url, "RATE_LIMIT_PREFIX": redis_prefix}
+    with running_servers(2, database_url, tmp_path, **shared) as urls:
+        yield urls
 
 
 async def test_two_server_processes_sharing_redis_share_one_budget(
     servers: list[str], customer: Account
 ) -> None:
-    for url in servers:
-        await _wait_until_up(url)
     statuses: list[Any] = []
     async with httpx.AsyncClient() as client:
         for n in range(11):
