@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -160,3 +163,50 @@ def login_flood(
         "logins": logins.to_json(),
         "p99_ratio": round(during.p99_ms / quiet.p99_ms, 2) if quiet.p99_ms else None,
     }
+
+
+def hash_ceiling(repeat: int, verifications: int = 20) -> dict[str, Any]:
+    """The service's own argon2id verification, timed on one thread, `repeat` times."""
+    from ticketdesk.auth.security import PASSWORD_HASHER
+
+    stored = PASSWORD_HASHER.hash("bench-password")
+    runs_ms = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(verifications):
+            PASSWORD_HASHER.verify(stored, "bench-password")
+        runs_ms.append((time.perf_counter() - started) / verifications * 1000)
+    median_ms = statistics.median(runs_ms)
+    cores = os.cpu_count() or 1
+    return {
+        "cores": cores,
+        "runs_ms": [round(ms, 2) for ms in runs_ms],
+        "median_ms": round(median_ms, 2),
+        "logins_per_s": round(cores / (median_ms / 1000), 1),
+        # What one thread per core verifies in fact: they share caches and memory bandwidth.
+        "parallel_per_s": round(_parallel_verifications(stored, cores), 1),
+        "parameters": {
+            "memory_kib": PASSWORD_HASHER.memory_cost,
+            "time_cost": PASSWORD_HASHER.time_cost,
+            "parallelism": PASSWORD_HASHER.parallelism,
+        },
+    }
+
+
+def _parallel_verifications(stored: str, threads: int, seconds: float = 5.0) -> float:
+    from ticketdesk.auth.security import PASSWORD_HASHER
+
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def verify(slot: int) -> None:
+        while time.perf_counter() < stop:
+            PASSWORD_HASHER.verify(stored, "bench-password")
+            counts[slot] += 1
+
+    workers = [threading.Thread(target=verify, args=(slot,)) for slot in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(counts) / seconds

@@ -24,7 +24,15 @@ from capture_sql import capture_and_restore, compare_scripts
 from common import PGBENCH_DIR, REPO_DIR, RESULTS_DIR, log
 from dataset import Targets, find_targets, restore, watermark
 from generate import Sizes, dataset_info, generate
-from measure import Plan, high_concurrency, login_all, login_flood, measure_scenario, median
+from measure import (
+    Plan,
+    hash_ceiling,
+    high_concurrency,
+    login_all,
+    login_flood,
+    measure_scenario,
+    median,
+)
 from report import print_report, save
 from scale import scale_curve
 from scenarios import Scenario, select
@@ -173,6 +181,21 @@ def pgbench_phase(
         result["ratio"] = round(result["median"]["rps"] / tps, 3) if tps else None
 
 
+def hash_ceiling_phase(found: dict[str, Any], repeat: int) -> None:
+    """Login's ceiling: cores ÷ the time of one argon2id verification, with the server stopped."""
+    result = found["scenarios"].get("login")
+    if result is None:
+        return
+    ceiling = hash_ceiling(max(3, repeat))
+    log(
+        f"argon2id verify: {ceiling['median_ms']:.1f} ms (median of {len(ceiling['runs_ms'])}); "
+        f"ceiling {ceiling['logins_per_s']:.1f} logins/s on {ceiling['cores']} cores; "
+        f"one thread per core verifies {ceiling['parallel_per_s']:.1f}/s"
+    )
+    result["hash_ceiling"] = ceiling
+    result["ratio"] = round(result["median"]["rps"] / ceiling["logins_per_s"], 3)
+
+
 def check_reference_scripts() -> dict[str, str]:
     """Does bench/pgbench/ still hold the SQL the service sends? Warn when it does not."""
     verdicts = compare_scripts(CAPTURE_DIR, PGBENCH_DIR)
@@ -197,6 +220,7 @@ def main_phases(args: argparse.Namespace, scenarios: list[Scenario]) -> dict[str
     results |= serve_phase(args, scenarios, targets)
     if not args.no_pgbench:
         pgbench_phase(args, scenarios, targets, results)
+    hash_ceiling_phase(results, args.repeat)
     return results
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ticketdesk import migrate
 from ticketdesk.app import create_app
-from ticketdesk.auth.security import _hasher, create_token
+from ticketdesk.auth.security import PASSWORD_HASHER, create_token
 from ticketdesk.models import metadata, users
 from ticketdesk.settings import Settings
 
@@ -138,7 +138,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 def password_hash() -> str:
     """One real argon2id hash of PASSWORD, shared so fixtures need not hash again."""
-    return _hasher.hash(PASSWORD)
+    return PASSWORD_HASHER.hash(PASSWORD)
 
 
 @dataclass
