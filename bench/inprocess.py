@@ -48,15 +48,15 @@ async def _measure(url: URL, requests: int, rounds: int, path: str | None) -> li
             user_id = (
                 await conn.execute(
                     insert(users)
-                    .values(email=f"{uuid.uuid4().hex}@example.com", username="a", password_hash="x")
+                    .values(
+                        email=f"{uuid.uuid4().hex}@example.com", username="a", password_hash="x"
+                    )
                     .returning(users.c.id)
                 )
             ).scalar_one()
             ticket_id = (
                 await conn.execute(
-                    insert(tickets)
-                    .values(author_id=user_id, topic="t")
-                    .returning(tickets.c.id)
+                    insert(tickets).values(author_id=user_id, topic="t").returning(tickets.c.id)
                 )
             ).scalar_one()
         token, _ = create_token(
