@@ -13,6 +13,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp
 
 from ticketdesk import __version__
 from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, current_user
@@ -20,7 +21,13 @@ from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
 from ticketdesk.db import create_engine, create_reader
 from ticketdesk.errors import install_error_handlers
-from ticketdesk.middleware import LimitBodySize, OldClientCompatibility, ReadsPerRequest
+from ticketdesk.headers import BrowserPolicy, add_cors, docs_csp
+from ticketdesk.middleware import (
+    LimitBodySize,
+    OldClientCompatibility,
+    ReadsPerRequest,
+    RequestEdge,
+)
 from ticketdesk.ratelimits import RateLimiter
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
@@ -78,8 +85,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ReadsPerRequest)
     app.add_middleware(OldClientCompatibility)
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
+    add_cors(app, settings)
+    _wrap_in_request_edge(app, BrowserPolicy(settings, docs_csp(app)))
     _document_400_not_422(app)
     return app
+
+
+def _wrap_in_request_edge(app: FastAPI, policy: BrowserPolicy) -> None:
+    """`RequestEdge` outside the whole stack, Starlette's error middleware included.
+
+    `add_middleware` would place it inside that, where a 500 passes it by.
+    """
+    build_stack = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return RequestEdge(build_stack(), policy)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 
 
 def _depends_on(dependant: Dependant, target: Callable[..., Any]) -> bool:

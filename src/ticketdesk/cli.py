@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import getpass
 import logging
+import logging.config
 import os
 import sys
 
 from pydantic import TypeAdapter, ValidationError
 
 from ticketdesk import migrate
+from ticketdesk.logs import logging_config
 from ticketdesk.settings import Settings
 from ticketdesk.users.schemas import UserCreate
 
@@ -32,6 +34,13 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = _settings()
+    log_config = logging_config(settings.log_level)
+    try:
+        logging.config.dictConfig(log_config)  # the lines before uvicorn starts are JSON too
+    except ValueError:
+        sys.exit(
+            f"ticketdesk: invalid configuration: LOG_LEVEL: unknown level {settings.log_level!r}"
+        )
     if not args.no_migrate:
         migrate.upgrade(settings.database)
     try:
@@ -49,6 +58,8 @@ def _serve(args: argparse.Namespace) -> None:
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
+        log_config=log_config,
+        access_log=False,  # RequestEdge logs each request
         server_header=False,
         # Whose X-Forwarded-For to believe for the client's address (rate limits, logs).
         forwarded_allow_ips=settings.forwarded_allow_ips,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from limits import parse_many
@@ -91,6 +93,16 @@ class Settings(BaseSettings):
     def _empty_staff_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _cors_origins_are_origins(cls, value: str) -> str:
+        return ",".join(_origin(item) for item in value.split(",") if item.strip())
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """CORS_ORIGINS as origins the way browsers send them: `https://host[:port]`."""
+        return [origin for origin in self.cors_origins.split(",") if origin]
+
     @cached_property
     def database(self) -> URL:
         """DATABASE_URL, else the old service's DB_* settings, else a local SQLite file."""
@@ -138,6 +150,28 @@ def _async_driver(url: URL) -> URL:
     if backend == "sqlite":
         return url.set(drivername="sqlite+aiosqlite")
     raise ValueError(f"unsupported database {backend!r}: use PostgreSQL or SQLite")
+
+
+_HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:]+")  # a name (IDNs in their xn-- form) or IPv6
+
+
+def _origin(text: str) -> str:
+    """`scheme://host[:port]`, lower-cased, without a default port: how a browser sends it."""
+    parts = urlsplit(text.strip().lower())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not _HOST.fullmatch(parts.hostname)
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(f"{text.strip()!r} is not an origin like https://support.example.com")
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    port = "" if parts.port in (None, default_port) else f":{parts.port}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+    return f"{parts.scheme}://{host}{port}"
 
 
 def _load_or_create_key(path: Path) -> bytes:

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, exists, select
 from ticketdesk.auth.security import TokenClaims, decode_token
 from ticketdesk.db import Prepared, request_reader
 from ticketdesk.errors import Forbidden, Unauthorized
+from ticketdesk.logs import record_user
 from ticketdesk.models import revoked_tokens, users
 
 TOKEN_COOKIE = "token"  # noqa: S105 - a cookie name
@@ -85,6 +86,7 @@ async def current_user(request: Request) -> AuthUser:
     row = await _TOKEN_USER.one_or_none(request_reader(request), params)
     if row is None:
         raise Unauthorized("invalid or expired token")
+    record_user(request.scope, row["id"])
     return AuthUser(
         id=row["id"],
         email=row["email"],

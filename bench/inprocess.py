@@ -1,0 +1,126 @@
+"""CPU cost of one `GET /tickets/{id}` inside the process: the ASGI app called directly.
+
+No server, no sockets: a relative measure, for comparing one version of the request path
+with another on the same machine. SQLite in a temporary directory unless `--database-url`
+names a PostgreSQL database (its schema is migrated, and a user and a ticket are added).
+`--path /healthz` measures the framework and middleware alone, without the database.
+
+    .venv/bin/python bench/inprocess.py [--requests 3000] [--rounds 7] [--path /healthz]
+
+Logging is configured as `ticketdesk serve` configures it, writing to /dev/null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging.config
+import statistics
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import URL, insert, make_url
+
+from ticketdesk import migrate
+from ticketdesk.app import create_app
+from ticketdesk.auth.security import create_token
+from ticketdesk.models import tickets, users
+from ticketdesk.settings import Settings
+
+
+def _configure_logging(devnull: Any) -> None:
+    try:
+        from ticketdesk.logs import logging_config
+    except ImportError:  # a version without JSON logs
+        return
+    logging.config.dictConfig(logging_config("info", stream=devnull))
+
+
+async def _measure(url: URL, requests: int, rounds: int, path: str | None) -> list[float]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=url.render_as_string(hide_password=False), jwt_key="k" * 48
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with app.state.engine.begin() as conn:
+            user_id = (
+                await conn.execute(
+                    insert(users)
+                    .values(
+                        email=f"{uuid.uuid4().hex}@example.com", username="a", password_hash="x"
+                    )
+                    .returning(users.c.id)
+                )
+            ).scalar_one()
+            ticket_id = (
+                await conn.execute(
+                    insert(tickets).values(author_id=user_id, topic="t").returning(tickets.c.id)
+                )
+            ).scalar_one()
+        token, _ = create_token(
+            user_id=user_id, version=0, key=app.state.signing_key, lifetime_seconds=3600
+        )
+        path = path or f"/tickets/{ticket_id}"
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1:8089"),
+                (b"user-agent", b"curl/8.0"),
+                (b"accept", b"*/*"),
+                (b"authorization", f"Bearer {token}".encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8089),
+        }
+        statuses: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        per_request: list[float] = []
+        for round_number in range(rounds + 1):
+            statuses.clear()
+            start = time.process_time()
+            for _ in range(requests):
+                await app(dict(scope, state={}), receive, send)
+            elapsed = time.process_time() - start
+            assert statuses == [200] * requests, set(statuses)
+            if round_number:  # the first round warms up
+                per_request.append(elapsed / requests * 1e6)
+        return per_request
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--path", help="the path to GET (default: /tickets/{id})")
+    parser.add_argument("--database-url", help="a PostgreSQL database (default: SQLite)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory, open("/dev/null", "w") as devnull:
+        url = make_url(args.database_url or f"sqlite+aiosqlite:///{directory}/bench.db")
+        migrate.upgrade(url)
+        _configure_logging(devnull)
+        per_request = asyncio.run(_measure(url, args.requests, args.rounds, args.path))
+    print(
+        f"GET {args.path or '/tickets/{id}'}: median {statistics.median(per_request):.1f} µs CPU, "
+        f"min {min(per_request):.1f} µs, over {args.rounds} rounds of {args.requests}"
+    )
+
+
+if __name__ == "__main__":
+    main()
