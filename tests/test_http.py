@@ -179,6 +179,16 @@ async def test_openapi_documents_every_operation(client: httpx.AsyncClient, app:
     assert {"HTTPBearer", "APIKeyCookie"} <= set(schema["components"]["securitySchemes"])
 
 
+async def test_openapi_says_where_the_token_is_optional(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    # Registration serves requests without a token; only `isStaff: true` needs one.
+    assert paths["/users"]["post"]["security"] == [{"HTTPBearer": []}, {}]
+    required = [{"HTTPBearer": []}, {"APIKeyCookie": []}]
+    assert paths["/users"]["get"]["security"] == required
+    assert paths["/tickets"]["post"]["security"] == required
+    assert "security" not in paths["/login"]["post"]
+
+
 async def test_docs_page(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200

@@ -95,9 +95,17 @@ def _document_token_auth(schema: dict[str, Any], app: FastAPI) -> None:
         {cookie_scheme.scheme_name: []},
     ]
     for route in app.state.api_routes:
-        if isinstance(route, APIRoute) and _depends_on(route.dependant, current_user):
-            for method in route.methods or ():
-                schema["paths"][route.path_format][method.lower()]["security"] = security
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        operations = [schema["paths"][route.path_format][m.lower()] for m in route.methods or ()]
+        if _depends_on(route.dependant, current_user):
+            for operation in operations:
+                operation["security"] = security
+        elif _depends_on(route.dependant, bearer_scheme):
+            # A token the route reads only when it has one (staff registration): `{}` says
+            # that a request without any is served too.
+            for operation in operations:
+                operation["security"] = [{bearer_scheme.scheme_name: []}, {}]
 
 
 def _document_400_not_422(app: FastAPI) -> None:
