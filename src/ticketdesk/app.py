@@ -19,8 +19,9 @@ from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, current_u
 from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
 from ticketdesk.db import create_engine, create_reader
-from ticketdesk.errors import install_error_handlers
+from ticketdesk.errors import install_error_handlers, responses
 from ticketdesk.middleware import LimitBodySize, OldClientCompatibility, ReadsPerRequest
+from ticketdesk.pagination import page_request
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
@@ -108,6 +109,35 @@ def _document_token_auth(schema: dict[str, Any], app: FastAPI) -> None:
                 operation["security"] = [{bearer_scheme.scheme_name: []}, {}]
 
 
+_PAGE_HEADERS = {
+    "Link": {
+        "description": 'The next page, as `<url>; rel="next"`; absent on the last page',
+        "schema": {"type": "string"},
+    },
+    "X-Total-Count": {
+        "description": "With `count=true`: how many rows match in all",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+def _document_pages_and_body_limit(schema: dict[str, Any], app: FastAPI) -> None:
+    """The headers of a paginated list; the 413 of LimitBodySize where a body is expected."""
+    for route in app.state.api_routes:
+        if isinstance(route, APIRoute) and _depends_on(route.dependant, page_request):
+            for method in route.methods or ():
+                ok = schema["paths"][route.path_format][method.lower()]["responses"]["200"]
+                ok["headers"] = _PAGE_HEADERS
+    too_large = {
+        "description": responses(413)[413]["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for path_item in schema["paths"].values():
+        for operation in path_item.values():
+            if "requestBody" in operation:
+                operation["responses"]["413"] = too_large
+
+
 def _document_400_not_422(app: FastAPI) -> None:
     """Validation errors are answered with 400 here; drop FastAPI's generated 422 entries."""
 
@@ -123,6 +153,7 @@ def _document_400_not_422(app: FastAPI) -> None:
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
             _document_token_auth(schema, app)
+            _document_pages_and_body_limit(schema, app)
             schemas = schema.get("components", {}).get("schemas", {})
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)
