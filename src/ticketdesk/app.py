@@ -138,6 +138,58 @@ def _document_pages_and_body_limit(schema: dict[str, Any], app: FastAPI) -> None
                 operation["responses"]["413"] = too_large
 
 
+_NEW_ID = "$response.body#/id"
+_SAME_TICKET = "$request.path.ticket_id"
+# OpenAPI links: where the answer of one operation leads, for clients and for stateful tests.
+# (method, path, status) of the answer -> link name -> (method, path, parameters, request body)
+_LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str], Any]]] = {
+    ("post", "/tickets", "201"): {
+        "GetTicket": ("get", "/tickets/{ticket_id}", {"ticket_id": _NEW_ID}, None),
+        "ChangeStatus": ("patch", "/tickets/{ticket_id}", {"ticket_id": _NEW_ID}, None),
+        "SetStatus": ("put", "/tickets/{ticket_id}", {"ticket_id": _NEW_ID}, None),
+        "ListMessages": ("get", "/tickets/{ticket_id}/messages", {"ticket_id": _NEW_ID}, None),
+        "PostMessage": ("post", "/tickets/{ticket_id}/messages", {"ticket_id": _NEW_ID}, None),
+    },
+    ("post", "/tickets/{ticket_id}/messages", "201"): {
+        "ListMessages": ("get", "/tickets/{ticket_id}/messages", {"ticket_id": _SAME_TICKET}, None),
+        "ChangeStatus": ("patch", "/tickets/{ticket_id}", {"ticket_id": _SAME_TICKET}, None),
+    },
+    ("patch", "/tickets/{ticket_id}", "200"): {
+        "PostMessage": ("post", "/tickets/{ticket_id}/messages", {"ticket_id": _NEW_ID}, None),
+    },
+    ("put", "/tickets/{ticket_id}", "200"): {
+        "PostMessage": ("post", "/tickets/{ticket_id}/messages", {"ticket_id": _NEW_ID}, None),
+    },
+    ("post", "/users", "201"): {
+        "GetUser": ("get", "/users/{user_id}", {"user_id": _NEW_ID}, None),
+        "UpdateUser": ("patch", "/users/{user_id}", {"user_id": _NEW_ID}, None),
+        "ReplaceUser": ("put", "/users/{user_id}", {"user_id": _NEW_ID}, None),
+        "Login": (
+            "post",
+            "/login",
+            {},
+            {"email": "$request.body#/email", "password": "$request.body#/password"},
+        ),
+    },
+    ("post", "/staff-keys", "201"): {
+        "DeleteStaffKey": ("delete", "/staff-keys/{key_id}", {"key_id": _NEW_ID}, None),
+    },
+}
+
+
+def _document_links(schema: dict[str, Any]) -> None:
+    paths = schema["paths"]
+    for (method, path, status), links in _LINKS.items():
+        response = paths[path][method]["responses"][status]
+        for name, (target_method, target_path, parameters, body) in links.items():
+            link: dict[str, Any] = {"operationId": paths[target_path][target_method]["operationId"]}
+            if parameters:
+                link["parameters"] = parameters
+            if body is not None:
+                link["requestBody"] = body
+            response.setdefault("links", {})[name] = link
+
+
 def _document_400_not_422(app: FastAPI) -> None:
     """Validation errors are answered with 400 here; drop FastAPI's generated 422 entries."""
 
@@ -154,6 +206,7 @@ def _document_400_not_422(app: FastAPI) -> None:
                     operation.get("responses", {}).pop("422", None)
             _document_token_auth(schema, app)
             _document_pages_and_body_limit(schema, app)
+            _document_links(schema)
             schemas = schema.get("components", {}).get("schemas", {})
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)
