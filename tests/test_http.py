@@ -169,14 +169,47 @@ async def test_openapi_documents_every_operation(client: httpx.AsyncClient, app:
             continue
         for method in route.methods - {"HEAD"}:
             assert (route.path, method) in documented
+    idempotent = {("/tickets", "post"), ("/tickets/{ticket_id}/messages", "post")}
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            assert "422" not in operation["responses"], (path, method)
+            # Validation errors are 400; 422 only for an Idempotency-Key used with another body.
+            responses = operation["responses"]
+            assert ("422" in responses) == ((path, method) in idempotent), (path, method)
+            if "422" in responses:
+                assert responses["422"]["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/ErrorOut"
+                }
             assert operation.get("description") or operation.get("summary")
     assert "400" in schema["paths"]["/tickets"]["post"]["responses"]
     assert "401" in schema["paths"]["/tickets"]["post"]["responses"]
     assert "409" in schema["paths"]["/tickets/{ticket_id}"]["patch"]["responses"]
     assert {"HTTPBearer", "APIKeyCookie"} <= set(schema["components"]["securitySchemes"])
+
+
+async def test_openapi_says_where_the_token_is_optional(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    # Registration serves requests without a token; only `isStaff: true` needs one.
+    assert paths["/users"]["post"]["security"] == [{"HTTPBearer": []}, {}]
+    required = [{"HTTPBearer": []}, {"APIKeyCookie": []}]
+    assert paths["/users"]["get"]["security"] == required
+    assert paths["/tickets"]["post"]["security"] == required
+    assert "security" not in paths["/login"]["post"]
+
+
+async def test_openapi_documents_the_headers_and_the_body_limit(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/tickets", "/tickets/{ticket_id}/messages", "/users", "/users/{user_id}"):
+        assert set(paths[path]["get"]["responses"]["200"]["headers"]) == {"Link", "X-Total-Count"}
+    assert paths["/tickets"]["post"]["responses"]["401"]["headers"]["WWW-Authenticate"]["required"]
+    with_body = {
+        (path, method)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    }
+    assert len(with_body) == 11
+    for path, method in with_body:
+        assert "413" in paths[path][method]["responses"], (path, method)
 
 
 async def test_docs_page(client: httpx.AsyncClient) -> None:

@@ -226,6 +226,17 @@ async def test_time_filters(
     assert bad.status_code == 400
 
 
+@pytest.mark.parametrize("field", ["created_after", "created_before", "updated_after"])
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "-1"])
+async def test_time_filters_refuse_unix_time(
+    client: httpx.AsyncClient, customer: Account, field: str, value: str
+) -> None:
+    await open_ticket(client, customer)
+    response = await client.get(f"/tickets?{field}={value}", headers=customer.headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", field]
+
+
 async def test_count_is_given_only_when_asked(
     client: httpx.AsyncClient, customer: Account, staff: Account
 ) -> None:

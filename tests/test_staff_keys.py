@@ -197,6 +197,19 @@ async def test_create_refuses_a_past_or_unzoned_expiry(
     assert await rows(engine, staff_keys) == []
 
 
+@pytest.mark.parametrize("expires_at", [4102444800, 4102444800.5, "4102444800"])
+async def test_create_refuses_an_expiry_in_unix_time(
+    client: httpx.AsyncClient, engine: AsyncEngine, superuser: Account, expires_at: object
+) -> None:
+    # 2100-01-01 as a number of seconds: the schema asks for RFC 3339 text.
+    response = await client.post(
+        "/staff-keys", json={"expires_at": expires_at}, headers=superuser.headers
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "expires_at"]
+    assert await rows(engine, staff_keys) == []
+
+
 # registering staff with a key
 
 

@@ -20,7 +20,7 @@ from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, current_u
 from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
 from ticketdesk.db import create_engine, create_reader
-from ticketdesk.errors import install_error_handlers
+from ticketdesk.errors import install_error_handlers, responses
 from ticketdesk.headers import BrowserPolicy, add_cors, docs_csp
 from ticketdesk.middleware import (
     LimitBodySize,
@@ -28,6 +28,7 @@ from ticketdesk.middleware import (
     ReadsPerRequest,
     RequestEdge,
 )
+from ticketdesk.pagination import page_request
 from ticketdesk.ratelimits import RateLimiter
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
@@ -120,9 +121,106 @@ def _document_token_auth(schema: dict[str, Any], app: FastAPI) -> None:
         {cookie_scheme.scheme_name: []},
     ]
     for route in app.state.api_routes:
-        if isinstance(route, APIRoute) and _depends_on(route.dependant, current_user):
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        operations = [schema["paths"][route.path_format][m.lower()] for m in route.methods or ()]
+        if _depends_on(route.dependant, current_user):
+            for operation in operations:
+                operation["security"] = security
+        elif _depends_on(route.dependant, bearer_scheme):
+            # A token the route reads only when it has one (staff registration): `{}` says
+            # that a request without any is served too.
+            for operation in operations:
+                operation["security"] = [{bearer_scheme.scheme_name: []}, {}]
+
+
+_PAGE_HEADERS = {
+    "Link": {
+        "description": 'The next page, as `<url>; rel="next"`; absent on the last page',
+        "schema": {"type": "string"},
+    },
+    "X-Total-Count": {
+        "description": "With `count=true`: how many rows match in all",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+def _document_pages_and_body_limit(schema: dict[str, Any], app: FastAPI) -> None:
+    """The headers of a paginated list; the 413 of LimitBodySize where a body is expected."""
+    for route in app.state.api_routes:
+        if isinstance(route, APIRoute) and _depends_on(route.dependant, page_request):
             for method in route.methods or ():
-                schema["paths"][route.path_format][method.lower()]["security"] = security
+                ok = schema["paths"][route.path_format][method.lower()]["responses"]["200"]
+                ok["headers"] = _PAGE_HEADERS
+    too_large = {
+        "description": responses(413)[413]["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    for path_item in schema["paths"].values():
+        for operation in path_item.values():
+            if "requestBody" in operation:
+                operation["responses"]["413"] = too_large
+
+
+_NEW_ID = "$response.body#/id"
+_SAME_TICKET = "$request.path.ticket_id"
+# OpenAPI links: where the answer of one operation leads, for clients and for stateful tests.
+# (method, path, status) of the answer -> link name -> (method, path, parameters, request body)
+_LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str], Any]]] = {
+    ("post", "/tickets", "201"): {
+        "GetTicket": ("get", "/tickets/{ticket_id}", {"ticket_id": _NEW_ID}, None),
+        "ChangeStatus": ("patch", "/tickets/{ticket_id}", {"ticket_id": _NEW_ID}, None),
+        "SetStatus": ("put", "/tickets/{ticket_id}", {"ticket_id": _NEW_ID}, None),
+        "ListMessages": ("get", "/tickets/{ticket_id}/messages", {"ticket_id": _NEW_ID}, None),
+        "PostMessage": ("post", "/tickets/{ticket_id}/messages", {"ticket_id": _NEW_ID}, None),
+    },
+    ("post", "/tickets/{ticket_id}/messages", "201"): {
+        "ListMessages": ("get", "/tickets/{ticket_id}/messages", {"ticket_id": _SAME_TICKET}, None),
+        "ChangeStatus": ("patch", "/tickets/{ticket_id}", {"ticket_id": _SAME_TICKET}, None),
+    },
+    ("patch", "/tickets/{ticket_id}", "200"): {
+        "PostMessage": ("post", "/tickets/{ticket_id}/messages", {"ticket_id": _NEW_ID}, None),
+    },
+    ("put", "/tickets/{ticket_id}", "200"): {
+        "PostMessage": ("post", "/tickets/{ticket_id}/messages", {"ticket_id": _NEW_ID}, None),
+    },
+    ("post", "/users", "201"): {
+        "GetUser": ("get", "/users/{user_id}", {"user_id": _NEW_ID}, None),
+        "UpdateUser": ("patch", "/users/{user_id}", {"user_id": _NEW_ID}, None),
+        "ReplaceUser": ("put", "/users/{user_id}", {"user_id": _NEW_ID}, None),
+        "Login": (
+            "post",
+            "/login",
+            {},
+            {"email": "$request.body#/email", "password": "$request.body#/password"},
+        ),
+    },
+    ("post", "/staff-keys", "201"): {
+        "DeleteStaffKey": ("delete", "/staff-keys/{key_id}", {"key_id": _NEW_ID}, None),
+    },
+}
+
+
+def _document_links(schema: dict[str, Any]) -> None:
+    paths = schema["paths"]
+    for (method, path, status), links in _LINKS.items():
+        response = paths[path][method]["responses"][status]
+        for name, (target_method, target_path, parameters, body) in links.items():
+            link: dict[str, Any] = {"operationId": paths[target_path][target_method]["operationId"]}
+            if parameters:
+                link["parameters"] = parameters
+            if body is not None:
+                link["requestBody"] = body
+            response.setdefault("links", {})[name] = link
+
+
+def _is_validation_error(response: dict[str, Any] | None) -> bool:
+    """FastAPI's generated 422, not one an operation documents itself (Idempotency-Key)."""
+    if response is None:
+        return False
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
 
 
 def _document_400_not_422(app: FastAPI) -> None:
@@ -138,8 +236,12 @@ def _document_400_not_422(app: FastAPI) -> None:
             )
             for path in schema["paths"].values():
                 for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    if _is_validation_error(responses.get("422")):
+                        del responses["422"]
             _document_token_auth(schema, app)
+            _document_pages_and_body_limit(schema, app)
+            _document_links(schema)
             schemas = schema.get("components", {}).get("schemas", {})
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)

@@ -110,12 +110,24 @@ _DESCRIPTIONS = {
 }
 
 
+_HEADERS = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "How to authenticate: with a Bearer token",
+            "required": True,
+            "schema": {"type": "string", "enum": ["Bearer"]},
+        }
+    },
+}
+
+
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI descriptions of the errors an operation can answer with."""
     return {
         code: {
             "model": ValidationErrorOut | ErrorOut if code == 400 else ErrorOut,
             "description": _DESCRIPTIONS[code],
+            **({"headers": _HEADERS[code]} if code in _HEADERS else {}),
         }
         for code in codes
     }

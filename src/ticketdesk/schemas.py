@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 from ticketdesk.errors import NotFound
 
@@ -49,6 +49,22 @@ AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024), S
 """A password as typed at login: checked, never stored, so no rules beyond the bounds."""
 
 
+def _timestamp_text(value: object) -> object:
+    # pydantic reads a number, or a string of one, as Unix time; the schema says RFC 3339 text.
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+    elif isinstance(value, datetime):
+        return value
+    raise ValueError("must be an RFC 3339 timestamp, such as 2030-01-01T00:00:00Z")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp_text)]
+"""A timestamp as RFC 3339 text, never as Unix time."""
+
+
 def _as_utc(value: datetime) -> datetime:
     # A timestamp without an offset is taken as UTC, the zone of every timestamp here.
     try:
@@ -57,7 +73,7 @@ def _as_utc(value: datetime) -> datetime:
         raise ValueError("timestamp out of range") from None
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[Timestamp, AfterValidator(_as_utc)]
 
 
 class RequestBody(BaseModel):

@@ -5,12 +5,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from ticketdesk.schemas import RequestBody
+from ticketdesk.schemas import RequestBody, Timestamp
 
 
 class StaffKeyIn(RequestBody):
     expires_at: Annotated[
-        datetime | None,
+        Timestamp | None,
         Field(strict=False, description="RFC 3339; the key cannot be used after it"),
     ] = None
 
