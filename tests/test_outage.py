@@ -317,3 +317,24 @@ async def test_a_statement_past_the_timeout_is_503_and_its_transaction_rolled_ba
         f"the database took too long to answer on GET /tickets/{first['id']}: "
         "QueryCanceledError: canceling statement due to statement timeout",
     ]
+
+
+async def test_the_lifespan_closes_both_pools_on_shutdown(
+    own_postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ticketdesk'"
+    admin = await asyncpg.connect(_dsn(own_postgres.url))
+    try:
+        async with running(own_postgres.url, tmp_path) as app, client_of(app) as client:
+            account = await add_account(app.state.engine, "close@example.com")
+            assert (
+                await client.post("/tickets", json=NEW_TICKET, headers=account.headers)
+            ).is_success
+            assert (await client.get("/tickets", headers=account.headers)).is_success
+            assert await admin.fetchval(count) == 2  # one connection in each pool
+        # Still in this process: only the pools' own closing can have ended them.
+        async with asyncio.timeout(5):
+            while await admin.fetchval(count):  # noqa: ASYNC110 - polling the server
+                await asyncio.sleep(0.05)
+    finally:
+        await admin.close()

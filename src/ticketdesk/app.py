@@ -18,7 +18,7 @@ from ticketdesk import __version__
 from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, current_user
 from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
-from ticketdesk.db import create_engine, create_reader
+from ticketdesk.db import close_database, create_engine, create_reader
 from ticketdesk.errors import install_error_handlers
 from ticketdesk.middleware import LimitBodySize, OldClientCompatibility, ReadsPerRequest
 from ticketdesk.settings import Settings
@@ -47,8 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.reader.close()
-            await app.state.engine.dispose()
+            # Runs once in-flight requests are done, or SHUTDOWN_TIMEOUT cut them short.
+            await close_database(app.state.engine, app.state.reader, settings.db_connect_timeout)
 
     # Swagger UI and ReDoc served from the package: self-hosted docs must not need a CDN.
     app = FastAPIOffline(

@@ -343,6 +343,20 @@ async def database_problem(engine: AsyncEngine, reader: Reader, seconds: float) 
     return None
 
 
+async def close_database(engine: AsyncEngine, reader: Reader, seconds: float) -> None:
+    """Close both pools; connections that do not close within `seconds` are dropped."""
+    try:
+        async with asyncio.timeout(seconds):
+            await reader.close()
+    except TimeoutError:
+        log.warning("the read pool did not close within %g s", seconds)
+    try:
+        async with asyncio.timeout(seconds):
+            await engine.dispose()
+    except TimeoutError:
+        log.warning("the write pool did not close within %g s", seconds)
+
+
 Db: TypeAlias = AsyncConnection | Reader
 """Where a service function runs its statements: the request's transaction, or a reader."""
 
