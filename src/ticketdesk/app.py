@@ -18,8 +18,8 @@ from ticketdesk import __version__
 from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, current_user
 from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
-from ticketdesk.db import close_database, create_engine, create_reader
-from ticketdesk.errors import install_error_handlers
+from ticketdesk.db import DATABASE_DEPENDENCIES, close_database, create_engine, create_reader
+from ticketdesk.errors import DATABASE_ERRORS, install_error_handlers
 from ticketdesk.middleware import LimitBodySize, OldClientCompatibility, ReadsPerRequest
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
@@ -100,6 +100,18 @@ def _document_token_auth(schema: dict[str, Any], app: FastAPI) -> None:
                 schema["paths"][route.path_format][method.lower()]["security"] = security
 
 
+def _document_database_errors(schema: dict[str, Any], app: FastAPI) -> None:
+    """503 on every operation that reaches the database: it may be away, busy or slow."""
+    dependencies = (*DATABASE_DEPENDENCIES, current_user)  # the token check reads it too
+    for route in app.state.api_routes:
+        if isinstance(route, APIRoute) and any(
+            _depends_on(route.dependant, dependency) for dependency in dependencies
+        ):
+            for method in route.methods or ():
+                operation = schema["paths"][route.path_format][method.lower()]
+                operation["responses"].setdefault("503", DATABASE_ERRORS)
+
+
 def _document_400_not_422(app: FastAPI) -> None:
     """Validation errors are answered with 400 here; drop FastAPI's generated 422 entries."""
 
@@ -115,6 +127,7 @@ def _document_400_not_422(app: FastAPI) -> None:
                 for operation in path.values():
                     operation.get("responses", {}).pop("422", None)
             _document_token_auth(schema, app)
+            _document_database_errors(schema, app)
             schemas = schema.get("components", {}).get("schemas", {})
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)

@@ -377,3 +377,6 @@ async def _reader(request: Request) -> Reader:
 
 Reads = Annotated[Reader, Depends(_reader)]
 """Statements outside a transaction, for requests that only read."""
+
+DATABASE_DEPENDENCIES = (_request_connection, get_engine, _reader)
+"""The dependencies through which an operation reaches the database."""

@@ -155,6 +155,15 @@ _DESCRIPTIONS = {
 }
 
 
+DATABASE_ERRORS: dict[str, Any] = {
+    "description": "The database is unavailable, busy, or too slow to answer. "
+    "Retry after the seconds in Retry-After.",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+}
+"""The OpenAPI response of every operation that reaches the database (app.py adds it)."""
+
+
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI descriptions of the errors an operation can answer with."""
     return {
