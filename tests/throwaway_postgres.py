@@ -7,6 +7,7 @@ shared server. `initdb` and `postgres` refuse to run as root: as root, they run 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -20,6 +21,8 @@ from sqlalchemy.engine import URL
 PG_BINDIR = Path(os.environ.get("TEST_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 PORTS = range(8750, 8800)
 DATABASE = "ticketdesk"
+PREFIX = "ticketdesk-pg-"
+OWNER_FILE = "owner.pid"  # the test run's process, which removes the server when it ends
 
 
 def free_port(ports: range) -> int:
@@ -35,13 +38,17 @@ def free_port(ports: range) -> int:
 
 
 class ThrowawayPostgres:
-    def __init__(self) -> None:
-        self.port = free_port(PORTS)
+    def __init__(self, root: Path | None = None) -> None:
         self._as_postgres = os.geteuid() == 0
-        self.root = Path(tempfile.mkdtemp(prefix="ticketdesk-pg-"))
-        if self._as_postgres:
-            owner = pwd.getpwnam("postgres")
-            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+        if root is None:
+            remove_abandoned()
+            root = Path(tempfile.mkdtemp(prefix=PREFIX))
+            (root / OWNER_FILE).write_text(str(os.getpid()))
+            if self._as_postgres:
+                owner = pwd.getpwnam("postgres")
+                os.chown(root, owner.pw_uid, owner.pw_gid)
+        self.root = root
+        self.port = free_port(PORTS)
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
 
@@ -103,3 +110,25 @@ class ThrowawayPostgres:
         if self.running():
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def remove_abandoned() -> None:
+    """Servers left by test runs that were killed before they could remove them."""
+    for root in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            owner = int((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not _alive(owner):
+            with contextlib.suppress(RuntimeError):  # not ours to worry about, then
+                ThrowawayPostgres(root).destroy()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
