@@ -171,16 +171,21 @@ def _refuses_connections(port: int, within: float) -> bool:
 
 
 def _start_ticket(port: int, account: Account) -> tuple[socket.socket, bytes]:
-    """A POST /tickets with its headers and part of its body sent; the rest is handed back."""
+    """A POST /tickets the service has begun to handle, its body still to be sent (returned)."""
     body = json.dumps({"topic": "sent across a stop", "text": "slowly"}).encode()
     head = (
         f"POST /tickets HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Authorization: Bearer {account.token}\r\n"
+        f"Authorization: Bearer {account.token}\r\nExpect: 100-continue\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
     conn = socket.create_connection(("127.0.0.1", port), timeout=20)
     conn.sendall(head + body[:10])
-    time.sleep(0.5)  # the server has read the headers, and waits for the rest
+    # Sent once the application asks for the body: the request is in its hands.
+    expected = b"HTTP/1.1 100 Continue\r\n\r\n"
+    received = b""
+    while len(received) < len(expected) and (chunk := conn.recv(len(expected) - len(received))):
+        received += chunk
+    assert received == expected
     return conn, body[10:]
 
 
