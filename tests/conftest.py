@@ -24,6 +24,7 @@ from sqlalchemy import insert, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from throwaway_postgres import ThrowawayPostgres
 from ticketdesk import migrate
 from ticketdesk.app import create_app
 from ticketdesk.auth.security import PASSWORD_HASHER, create_token
@@ -153,6 +154,35 @@ class Account:
 MakeUser = Callable[..., Awaitable[Account]]
 
 
+async def add_account(
+    engine: AsyncEngine,
+    email: str,
+    *,
+    role: str = "customer",
+    username: str = "someone",
+    password_hash: str = "!",  # noqa: S107 - no hash matches it: no one logs in with it
+    key: bytes = JWT_KEY.encode(),
+    lifetime_seconds: int = 600,
+) -> Account:
+    """Insert an account directly and hand back a valid token for it (signed with JWT_KEY)."""
+    async with engine.begin() as conn:
+        user_id = (
+            await conn.execute(
+                insert(users)
+                .values(
+                    email=email,
+                    username=username,
+                    password_hash=password_hash,
+                    is_staff=role in ("staff", "superuser"),
+                    is_superuser=role == "superuser",
+                )
+                .returning(users.c.id)
+            )
+        ).scalar_one()
+    token, _ = create_token(user_id=user_id, version=0, key=key, lifetime_seconds=lifetime_seconds)
+    return Account(user_id, email, token, headers={"Authorization": f"Bearer {token}"})
+
+
 @pytest.fixture
 def make_user(app: FastAPI, password_hash: str) -> MakeUser:
     """Insert an account directly and hand back a valid token for it."""
@@ -163,28 +193,15 @@ def make_user(app: FastAPI, password_hash: str) -> MakeUser:
     ) -> Account:
         nonlocal counter
         counter += 1
-        email = email or f"{role}{counter}@example.com"
-        async with app.state.engine.begin() as conn:
-            user_id = (
-                await conn.execute(
-                    insert(users)
-                    .values(
-                        email=email,
-                        username=username,
-                        password_hash=password_hash,
-                        is_staff=role in ("staff", "superuser"),
-                        is_superuser=role == "superuser",
-                    )
-                    .returning(users.c.id)
-                )
-            ).scalar_one()
-        token, _ = create_token(
-            user_id=user_id,
-            version=0,
+        return await add_account(
+            app.state.engine,
+            email or f"{role}{counter}@example.com",
+            role=role,
+            username=username,
+            password_hash=password_hash,
             key=app.state.signing_key,
             lifetime_seconds=app.state.settings.token_lifetime_seconds,
         )
-        return Account(user_id, email, token, headers={"Authorization": f"Bearer {token}"})
 
     return make
 
@@ -269,3 +286,28 @@ def running_servers(
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A migrated PostgreSQL server of the tests' own, which tests may stop and start."""
+    server = ThrowawayPostgres()
+    try:
+        server.init()
+        migrate.upgrade(server.url)
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+async def own_postgres(throwaway_postgres: ThrowawayPostgres) -> ThrowawayPostgres:
+    """The throwaway server, running, with empty tables."""
+    if not throwaway_postgres.running():
+        throwaway_postgres.start()
+    engine = create_async_engine(throwaway_postgres.url)
+    try:
+        await empty_tables(engine)
+    finally:
+        await engine.dispose()
+    return throwaway_postgres

@@ -2,33 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
+import httpx
 import pytest
 from sqlalchemy import create_engine, select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from conftest import JWT_KEY, STAFF_TOKEN, Account, add_account
+from throwaway_postgres import ThrowawayPostgres, free_port
 from ticketdesk.models import users
+
+
+def environment(**env: str) -> dict[str, str]:
+    """This process's environment without any of the service's settings, then `env`."""
+    ours = ("DATABASE_URL", "DB_", "JWT_", "STAFF_", "SHUTDOWN_", "SERVER_")
+    result = {key: value for key, value in os.environ.items() if not key.startswith(ours)}
+    result.update(env)
+    return result
 
 
 def run(
     args: list[str], cwd: Path, stdin: str = "", **env: str
 ) -> subprocess.CompletedProcess[str]:
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_URL", "DB_", "JWT_", "STAFF_"))
-    }
-    environment.update(env)
     return subprocess.run(
         [sys.executable, "-m", "ticketdesk", *args],
         cwd=cwd,
         input=stdin,
         capture_output=True,
         text=True,
-        env=environment,
+        env=environment(**env),
         timeout=120,
         check=False,
     )
@@ -99,3 +114,157 @@ def test_create_superuser_without_a_terminal_asks_for_password_stdin(tmp_path: P
     assert result.returncode != 0
     assert "--password-stdin" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+SERVE_PORTS = range(8700, 8750)
+
+
+@contextmanager
+def serving(tmp_path: Path, url: URL, **env: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`ticketdesk serve` in a process of its own, answering on the port handed back."""
+    port = free_port(SERVE_PORTS)
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ticketdesk", "serve", "--workers", "1", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment(
+            DATABASE_URL=url.render_as_string(hide_password=False),
+            JWT_KEY=JWT_KEY,
+            STAFF_TOKEN=STAFF_TOKEN,
+            **env,
+        ),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(port):
+            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        yield server, port
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait(timeout=10)
+        log.close()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _refuses_connections(port: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+        except ConnectionRefusedError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _start_ticket(port: int, account: Account) -> tuple[socket.socket, bytes]:
+    """A POST /tickets the service has begun to handle, its body still to be sent (returned)."""
+    body = json.dumps({"topic": "sent across a stop", "text": "slowly"}).encode()
+    head = (
+        f"POST /tickets HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {account.token}\r\nExpect: 100-continue\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    conn = socket.create_connection(("127.0.0.1", port), timeout=20)
+    conn.sendall(head + body[:10])
+    # Sent once the application asks for the body: the request is in its hands.
+    expected = b"HTTP/1.1 100 Continue\r\n\r\n"
+    received = b""
+    while len(received) < len(expected) and (chunk := conn.recv(len(expected) - len(received))):
+        received += chunk
+    assert received == expected
+    return conn, body[10:]
+
+
+def _read_to_end(conn: socket.socket) -> bytes:
+    received = b""
+    while chunk := conn.recv(65536):
+        received += chunk
+    return received
+
+
+async def _account(url: URL) -> Account:
+    engine = create_async_engine(url)
+    try:
+        return await add_account(engine, "shutdown@example.com")
+    finally:
+        await engine.dispose()
+
+
+async def _query(url: URL, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url.set(drivername="postgresql").render_as_string(False))
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()
+
+
+SERVICE_CONNECTIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ticketdesk'"
+
+
+def test_sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_closes_the_pools(
+    own_postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    url = own_postgres.url
+    account = asyncio.run(_account(url))
+    with serving(tmp_path, url, SHUTDOWN_TIMEOUT="20") as (server, port):
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/tickets", headers=account.headers).status_code == 200
+        warm = httpx.post(
+            f"{base}/tickets", json={"topic": "t", "text": "t"}, headers=account.headers
+        )
+        assert warm.status_code == 201
+        assert asyncio.run(_query(url, SERVICE_CONNECTIONS))[0][0] >= 2  # one for each pool
+        conn, rest = _start_ticket(port, account)
+        with conn:
+            stop_sent = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            assert _refuses_connections(port, within=5)
+            assert server.poll() is None  # still finishing the request in flight
+            conn.sendall(rest)
+            response = _read_to_end(conn)
+        assert response.startswith(b"HTTP/1.1 201 "), response
+        assert b"connection: close" in response.lower()
+        ticket_id = json.loads(response.split(b"\r\n\r\n", 1)[1])["id"]
+        assert server.wait(timeout=20) == 0
+        assert time.monotonic() - stop_sent < 10
+    log = (tmp_path / "server.log").read_text()
+    assert "Application shutdown complete" in log
+    assert "Traceback" not in log
+    topics = asyncio.run(_query(url, f"SELECT topic FROM tickets WHERE id = {int(ticket_id)}"))
+    assert [row["topic"] for row in topics] == ["sent across a stop"]
+    deadline = time.monotonic() + 5  # a backend ends a moment after its client hangs up
+    while (left := asyncio.run(_query(url, SERVICE_CONNECTIONS))[0][0]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert left == 0
+
+
+def test_a_request_that_never_ends_holds_the_stop_for_shutdown_timeout_at_most(
+    own_postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    url = own_postgres.url
+    account = asyncio.run(_account(url))
+    with serving(tmp_path, url, SHUTDOWN_TIMEOUT="1") as (server, port):
+        conn, _never_sent = _start_ticket(port, account)
+        with conn:
+            stop_sent = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=20) == 0
+            waited = time.monotonic() - stop_sent
+    assert 1 <= waited < 5
+    assert "timeout graceful shutdown exceeded" in (tmp_path / "server.log").read_text()

@@ -52,7 +52,7 @@ from ticketdesk.staff_keys.service import create_key
 from ticketdesk.tickets.service import create_ticket
 
 EXAMPLES_PER_OPERATION = 100
-SCENARIOS = 100
+SCENARIOS = 200
 STEPS_PER_SCENARIO = 10
 
 CONFIG = schemathesis.Config.from_dict(

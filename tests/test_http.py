@@ -212,6 +212,28 @@ async def test_openapi_documents_the_headers_and_the_body_limit(client: httpx.As
         assert "413" in paths[path][method]["responses"], (path, method)
 
 
+async def test_openapi_documents_503_wherever_the_database_is_reached(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    without = {
+        (path, method)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "503" not in operation["responses"]
+    }
+    assert without == {("/time", "get"), ("/healthz", "get")}
+    outage = schema["paths"]["/tickets/{ticket_id}"]["get"]["responses"]["503"]
+    assert "Retry-After" in outage["headers"]
+    assert outage["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorOut"
+    }
+    readiness = schema["paths"]["/readyz"]["get"]["responses"]["503"]
+    assert readiness["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/HealthOut"
+    }
+
+
 async def test_docs_page(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200

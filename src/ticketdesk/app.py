@@ -19,8 +19,8 @@ from ticketdesk import __version__
 from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, current_user
 from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
-from ticketdesk.db import create_engine, create_reader
-from ticketdesk.errors import install_error_handlers, responses
+from ticketdesk.db import DATABASE_DEPENDENCIES, close_database, create_engine, create_reader
+from ticketdesk.errors import DATABASE_ERRORS, install_error_handlers, responses
 from ticketdesk.headers import BrowserPolicy, add_cors, docs_csp
 from ticketdesk.middleware import (
     LimitBodySize,
@@ -58,8 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.rate_limiter.close()
-            await app.state.reader.close()
-            await app.state.engine.dispose()
+            # Runs once in-flight requests are done, or SHUTDOWN_TIMEOUT cut them short.
+            await close_database(app.state.engine, app.state.reader, settings.db_connect_timeout)
 
     # Swagger UI and ReDoc served from the package: self-hosted docs must not need a CDN.
     app = FastAPIOffline(
@@ -223,6 +223,18 @@ def _is_validation_error(response: dict[str, Any] | None) -> bool:
     return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
 
 
+def _document_database_errors(schema: dict[str, Any], app: FastAPI) -> None:
+    """503 on every operation that reaches the database: it may be away, busy or slow."""
+    dependencies = (*DATABASE_DEPENDENCIES, current_user)  # the token check reads it too
+    for route in app.state.api_routes:
+        if isinstance(route, APIRoute) and any(
+            _depends_on(route.dependant, dependency) for dependency in dependencies
+        ):
+            for method in route.methods or ():
+                operation = schema["paths"][route.path_format][method.lower()]
+                operation["responses"].setdefault("503", DATABASE_ERRORS)
+
+
 def _document_400_not_422(app: FastAPI) -> None:
     """Validation errors are answered with 400 here; drop FastAPI's generated 422 entries."""
 
@@ -242,6 +254,7 @@ def _document_400_not_422(app: FastAPI) -> None:
             _document_token_auth(schema, app)
             _document_pages_and_body_limit(schema, app)
             _document_links(schema)
+            _document_database_errors(schema, app)
             schemas = schema.get("components", {}).get("schemas", {})
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)

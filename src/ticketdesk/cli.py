@@ -7,8 +7,11 @@ import asyncio
 import getpass
 import logging
 import logging.config
+import math
 import os
+import signal
 import sys
+from types import FrameType
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -49,6 +52,7 @@ def _serve(args: argparse.Namespace) -> None:
         sys.exit(f"ticketdesk: {exc}")
     if settings.jwt_key is None:
         log.info("JWT_KEY is not set: tokens are signed with the key in %s", settings.key_file())
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         "ticketdesk.app:create_app",
         factory=True,
@@ -63,7 +67,18 @@ def _serve(args: argparse.Namespace) -> None:
         server_header=False,
         # Whose X-Forwarded-For to believe for the client's address (rate limits, logs).
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        # In-flight requests get this long after SIGTERM; uvicorn counts whole seconds.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
     )
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM, raised again by uvicorn once its graceful shutdown is done: a clean exit.
+
+    uvicorn hands the signal on to the handler it found, and the default one would end
+    the process by the signal, as if the stop had not been orderly.
+    """
+    sys.exit(0)
 
 
 def _migrate(args: argparse.Namespace) -> None:

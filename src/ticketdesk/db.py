@@ -9,13 +9,14 @@ from typing import Annotated, Any, TypeAlias
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from ticketdesk.errors import BadRequest, ServiceBusy
+from ticketdesk.errors import BadRequest, ServiceBusy, TicketdeskError, describe_failure
 from ticketdesk.settings import Settings
 
 log = logging.getLogger("ticketdesk")
@@ -35,15 +36,44 @@ def create_engine(settings: Settings, *, for_writes: bool = True) -> AsyncEngine
         )
         _configure_sqlite(engine, serialize_writers=for_writes)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=3600,
         hide_parameters=True,
-        connect_args={"server_settings": {"application_name": "ticketdesk"}},
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            "server_settings": session_settings(settings),
+        },
     )
+    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
+    return engine
+
+
+APPLICATION_NAME = "ticketdesk"
+"""How the service's connections are named in pg_stat_activity."""
+
+
+def session_settings(settings: Settings) -> dict[str, str]:
+    """What every PostgreSQL connection of both pools sets as it opens."""
+    values = {"application_name": APPLICATION_NAME}
+    if settings.db_statement_timeout:
+        # Cancelled by the server, which rolls the transaction back (503, errors.py).
+        values["statement_timeout"] = str(max(1, round(settings.db_statement_timeout * 1000)))
+    return values
+
+
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server has closed (it restarted, say) is replaced, not handed out.
+
+    The driver already saw the socket close: asking it costs no round trip, unlike
+    `pool_pre_ping`, which would add one to every transaction. A connection that breaks
+    while in use fails its request with 503, and SQLAlchemy then replaces the whole pool.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the database closed this connection")
 
 
 def _configure_sqlite(engine: AsyncEngine, *, serialize_writers: bool) -> None:
@@ -151,6 +181,10 @@ class Reader:
     async def release(self) -> None:
         """Give back what the request held; it may read again after, and take another."""
 
+    async def check(self) -> None:
+        """Take a connection and run a trivial statement on it."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         raise NotImplementedError
 
@@ -171,7 +205,8 @@ class PostgresReader(Reader):
             min_size=0,  # connect on first use: the service starts while the database is away
             max_size=settings.db_pool_size,
             reset=_keep_session,
-            server_settings={"application_name": "ticketdesk"},
+            timeout=settings.db_connect_timeout,
+            server_settings=session_settings(settings),
         )
         return cls(pool, dialect, settings.db_pool_timeout)
 
@@ -201,14 +236,23 @@ class PostgresReader(Reader):
             return await self.pool.acquire()  # an idle connection is handed over at once
         # Not acquire(timeout=): that runs the wait in a task of its own.
         try:
-            async with asyncio.timeout(self._acquire_timeout):
+            async with asyncio.timeout(self._acquire_timeout) as waited:
                 return await self.pool.acquire()
         except TimeoutError:
+            if not waited.expired():
+                raise  # opening a connection took DB_CONNECT_TIMEOUT: the database is away
             log.warning("no database connection free within the pool timeout")
             raise ServiceBusy() from None
 
+    async def check(self) -> None:
+        conn = await self.acquire()
+        try:
+            await conn.execute("SELECT 1")
+        finally:
+            await self.pool.release(conn)
+
     async def close(self) -> None:
-        await self.pool.close()
+        await self.pool.close()  # interrupted, it drops the connections it still has
 
 
 PooledConnection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[Any]"
@@ -257,6 +301,10 @@ class EngineReader(Reader):
             result = await conn.execute(statement.statement, dict(params))  # type: ignore[call-overload]
             return list(result.mappings())
 
+    async def check(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
     async def close(self) -> None:
         await self.engine.dispose()
 
@@ -265,6 +313,48 @@ async def create_reader(settings: Settings, engine: AsyncEngine) -> Reader:
     if settings.is_sqlite:
         return EngineReader(create_engine(settings, for_writes=False))
     return await PostgresReader.create(settings, engine.dialect)
+
+
+# What a failed check may raise: the driver's errors, SQLAlchemy's, or a pool's (ServiceBusy).
+_CHECK_FAILURES = (
+    OSError,
+    SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    TicketdeskError,
+)
+
+
+async def database_problem(engine: AsyncEngine, reader: Reader, seconds: float) -> str | None:
+    """Why requests could not use the database now; None when both pools answer in `seconds`.
+
+    Both, as requests use both: writes the engine's pool, reads the reader's.
+    """
+    try:
+        async with asyncio.timeout(seconds) as bound:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            await reader.check()
+    except _CHECK_FAILURES as exc:
+        if bound.expired():
+            return f"no answer within {seconds:g} s"
+        return describe_failure(exc, engine.url.password)
+    return None
+
+
+async def close_database(engine: AsyncEngine, reader: Reader, seconds: float) -> None:
+    """Close both pools; connections that do not close within `seconds` are dropped."""
+    try:
+        async with asyncio.timeout(seconds):
+            await reader.close()
+    except TimeoutError:
+        log.warning("the read pool did not close within %g s", seconds)
+    try:
+        async with asyncio.timeout(seconds):
+            await engine.dispose()
+    except TimeoutError:
+        log.warning("the write pool did not close within %g s", seconds)
 
 
 Db: TypeAlias = AsyncConnection | Reader
@@ -287,3 +377,6 @@ async def _reader(request: Request) -> Reader:
 
 Reads = Annotated[Reader, Depends(_reader)]
 """Statements outside a transaction, for requests that only read."""
+
+DATABASE_DEPENDENCIES = (_request_connection, get_engine, _reader)
+"""The dependencies through which an operation reaches the database."""

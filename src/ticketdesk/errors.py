@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -84,6 +85,74 @@ class ServiceBusy(TicketdeskError):
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
 
 
+class DatabaseUnavailable(TicketdeskError):
+    """The database could not be reached in DB_CONNECT_TIMEOUT, or the connection to it broke."""
+
+    status_code = 503
+    default_detail = "the database is unavailable; retry shortly"
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "2"}
+
+
+class StatementTimeout(TicketdeskError):
+    """A statement ran past DB_STATEMENT_TIMEOUT and was cancelled; its transaction rolled back.
+
+    503 rather than 504: the service is the origin, not a gateway, and 503 with Retry-After
+    is what clients and proxies already retry on.
+    """
+
+    status_code = 503
+    default_detail = "the database took too long to answer; retry shortly"
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "2"}
+
+
+# Raised when a connection cannot be opened or breaks: refused, reset, timed out (all OSError),
+# the server shutting down or starting up (57P01-57P03), full (53300), or gone (class 08).
+_CONNECTION_FAILURES = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    # A connection the server has just dropped, before the driver noticed: "connection is
+    # closed", "pool is closing", or "another operation is in progress" from its protocol.
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+def database_failure(exc: BaseException) -> TicketdeskError | None:
+    """What a driver's exception means to a client, if it is an outage or a timeout."""
+    if isinstance(exc, DatabaseUnavailable | StatementTimeout):
+        return exc
+    cause: BaseException | None = exc
+    if isinstance(exc, DBAPIError):
+        # SQLAlchemy wraps the asyncpg adapter's error, which wraps asyncpg's own.
+        cause = (exc.orig.__cause__ or exc.orig) if exc.orig is not None else None
+    if isinstance(cause, asyncpg.QueryCanceledError):
+        return StatementTimeout()
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return DatabaseUnavailable()
+    if isinstance(cause, _CONNECTION_FAILURES) and not isinstance(
+        cause, asyncpg.ClientConfigurationError
+    ):
+        return DatabaseUnavailable()
+    return None
+
+
+def describe_failure(exc: BaseException, secret: str | None = None) -> str:
+    """One line on what went wrong, from the driver's own error: never the SQL, nor `secret`."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseUnavailable | StatementTimeout) else exc
+    if isinstance(cause, DBAPIError) and cause.orig is not None:
+        cause = cause.orig.__cause__ or cause.orig
+    if cause is None:
+        return type(exc).__name__
+    text = " ".join(str(cause).split())[:200]
+    if secret:
+        text = text.replace(secret, "***")
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
 class ErrorOut(BaseModel):
     detail: str
 
@@ -119,6 +188,15 @@ _HEADERS = {
         }
     },
 }
+
+
+DATABASE_ERRORS: dict[str, Any] = {
+    "description": "The database is unavailable, busy, or too slow to answer. "
+    "Retry after the seconds in Retry-After.",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+}
+"""The OpenAPI response of every operation that reaches the database (app.py adds it)."""
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -175,6 +253,22 @@ async def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
     return await _ticketdesk_error(request, ServiceBusy())
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """An outage or a cancelled statement: 503, and one warning line without the password."""
+    failure = database_failure(exc)
+    if failure is None:
+        return await _unexpected_error(request, exc)
+    password = request.app.state.settings.database.password
+    log.warning(
+        "%s on %s %s: %s",
+        failure.detail.split(";")[0],
+        request.method,
+        request.url.path,
+        describe_failure(exc, password),
+    )
+    return _json(failure.status_code, failure.detail, failure.headers)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _json(500, "internal server error")
@@ -196,4 +290,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(PoolTimeout, _pool_exhausted)
+    # Driver errors are looked at more closely: an outage or a timeout is 503, others 500.
+    for failure in (
+        DatabaseUnavailable,
+        StatementTimeout,
+        DBAPIError,
+        *_CONNECTION_FAILURES,
+        asyncpg.QueryCanceledError,
+    ):
+        app.add_exception_handler(failure, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

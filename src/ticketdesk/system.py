@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
-from ticketdesk.db import Engine
+from ticketdesk.db import Engine, database_problem
 from ticketdesk.models import utcnow
 
+log = logging.getLogger("ticketdesk")
 router = APIRouter(tags=["system"])
+
+READY_TIMEOUT = 2.0
+"""Seconds /readyz waits for both pools: probes give up soon, and so does it."""
 
 
 class TimeOut(BaseModel):
@@ -39,13 +42,17 @@ async def healthz() -> HealthOut:
 @router.get(
     "/readyz",
     response_model=HealthOut,
-    responses={503: {"model": HealthOut, "description": "The database is unreachable"}},
+    responses={
+        503: {
+            "model": HealthOut,
+            "description": f"A connection pool did not reach the database in {READY_TIMEOUT:g} s",
+        }
+    },
 )
-async def readyz(engine: Engine) -> HealthOut | JSONResponse:
-    """The database answers."""
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except (OSError, SQLAlchemyError):
+async def readyz(engine: Engine, request: Request) -> HealthOut | JSONResponse:
+    """Both connection pools, the writers' and the readers', reach the database."""
+    problem = await database_problem(engine, request.app.state.reader, READY_TIMEOUT)
+    if problem is not None:
+        log.warning("not ready: the database is unreachable: %s", problem)
         return JSONResponse({"status": "database unreachable"}, status_code=503)
     return HealthOut(status="ok")
