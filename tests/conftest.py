@@ -124,6 +124,14 @@ async def client_with(
 
 
 @pytest.fixture
+async def unsafe_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that gets the 500 of an unhandled error instead of the error itself."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
 def engine(app: FastAPI) -> AsyncEngine:
     result: AsyncEngine = app.state.engine
     return result

@@ -38,13 +38,6 @@ def assert_security_headers(response: httpx.Response, csp: str = API_CSP) -> Non
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
 
 
-@pytest.fixture
-async def unsafe_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
 # security headers
 
 

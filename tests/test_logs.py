@@ -8,11 +8,10 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from conftest import JWT_KEY, STAFF_TOKEN, Account, open_ticket
+from throwaway_postgres import free_port
 from ticketdesk.logs import JsonFormatter, logging_config
 
 Line = dict[str, Any]
@@ -69,14 +69,6 @@ def logged() -> Iterator[Logged]:
     finally:
         root.removeHandler(handler)
         service.setLevel(level)
-
-
-@pytest.fixture
-async def unsafe_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client that gets the 500 of an unhandled error instead of the error itself."""
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
 
 
 # the request line
@@ -350,14 +342,7 @@ def test_a_traceback_keeps_frames_and_types_but_no_messages() -> None:
 
 
 def _free_port() -> int:
-    for port in range(8850, 8900):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8850-8899")
+    return free_port(range(8850, 8900))
 
 
 def _serve(tmp_path: Path, *args: str, **env: str) -> tuple[int, subprocess.Popen[str]]:

@@ -11,18 +11,20 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request, Response
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
-from redis.asyncio import ConnectionPool
 
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.errors import TooManyRequests
 from ticketdesk.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import ConnectionPool
 
 log = logging.getLogger("ticketdesk")
 
@@ -66,6 +68,9 @@ class RateLimiter:
         self._redis: ConnectionPool | None = None
         self.storage: Storage
         if settings.redis_url:
+            # Imported only when used: redis-py adds some 18 MiB to every worker.
+            from redis.asyncio import ConnectionPool
+
             self._redis = ConnectionPool.from_url(
                 settings.redis_url,
                 socket_timeout=STORE_TIMEOUT_S,
