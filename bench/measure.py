@@ -18,6 +18,8 @@ from loadgen import Load, WrkResult
 from scenarios import BY_NAME, Scenario
 from server import Server
 
+from ticketdesk.auth.security import PASSWORD_HASHER
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -167,8 +169,6 @@ def login_flood(
 
 def hash_ceiling(repeat: int, verifications: int = 20) -> dict[str, Any]:
     """The service's own argon2id verification, timed on one thread, `repeat` times."""
-    from ticketdesk.auth.security import PASSWORD_HASHER
-
     stored = PASSWORD_HASHER.hash("bench-password")
     runs_ms = []
     for _ in range(repeat):
@@ -194,8 +194,6 @@ def hash_ceiling(repeat: int, verifications: int = 20) -> dict[str, Any]:
 
 
 def _parallel_verifications(stored: str, threads: int, seconds: float = 5.0) -> float:
-    from ticketdesk.auth.security import PASSWORD_HASHER
-
     counts = [0] * threads
     stop = time.perf_counter() + seconds
 

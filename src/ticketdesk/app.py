@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     add_cors(app, settings)
     _wrap_in_request_edge(app, BrowserPolicy(settings, docs_csp(app)))
-    _document_400_not_422(app)
+    _customize_openapi(app)
     return app
 
 
@@ -235,8 +235,9 @@ def _document_database_errors(schema: dict[str, Any], app: FastAPI) -> None:
                 operation["responses"].setdefault("503", DATABASE_ERRORS)
 
 
-def _document_400_not_422(app: FastAPI) -> None:
-    """Validation errors are answered with 400 here; drop FastAPI's generated 422 entries."""
+def _customize_openapi(app: FastAPI) -> None:
+    """The schema as the service answers: validation errors are 400 (FastAPI's generated 422
+    entries go), both token schemes, page headers and the body limit, 503s, and links."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

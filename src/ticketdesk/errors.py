@@ -68,9 +68,8 @@ class TooManyRequests(TicketdeskError):
 
     status_code = 429
 
-    def __init__(self, *, retry_after_s: int, headers: dict[str, str], rule: str) -> None:
+    def __init__(self, *, retry_after_s: int, headers: dict[str, str]) -> None:
         super().__init__(f"too many requests; retry in {retry_after_s} s")
-        self.rule = rule
         self._headers = {**headers, "Retry-After": str(retry_after_s)}
 
     def response_headers(self) -> dict[str, str] | None:

@@ -118,9 +118,7 @@ class RateLimiter:
             )
             return None
         if spent is not None and enforce:
-            raise TooManyRequests(
-                retry_after_s=max(spent.reset_s, 1), headers=spent.headers(), rule=rule.name
-            )
+            raise TooManyRequests(retry_after_s=max(spent.reset_s, 1), headers=spent.headers())
         return quota
 
     async def _count_in_store(
