@@ -103,11 +103,27 @@ def settings(database_url: URL, tmp_path: Path) -> Settings:
     return make_settings(database_url, tmp_path)
 
 
+@asynccontextmanager
+async def test_engine(url: URL) -> AsyncIterator[AsyncEngine]:
+    """The tests' own SQLAlchemy engine on the database: for setting up and looking at rows."""
+    engine = create_async_engine(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    async with test_engine(settings.database) as result:
+        yield result
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
-        await empty_tables(application.state.engine)
+        await empty_tables(engine)
         yield application
 
 
@@ -129,12 +145,6 @@ async def unsafe_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
-
-
-@pytest.fixture
-def engine(app: FastAPI) -> AsyncEngine:
-    result: AsyncEngine = app.state.engine
-    return result
 
 
 @pytest.fixture
@@ -192,7 +202,7 @@ async def add_account(
 
 
 @pytest.fixture
-def make_user(app: FastAPI, password_hash: str) -> MakeUser:
+def make_user(app: FastAPI, engine: AsyncEngine, password_hash: str) -> MakeUser:
     """Insert an account directly and hand back a valid token for it."""
     counter = 0
 
@@ -202,7 +212,7 @@ def make_user(app: FastAPI, password_hash: str) -> MakeUser:
         nonlocal counter
         counter += 1
         return await add_account(
-            app.state.engine,
+            engine,
             email or f"{role}{counter}@example.com",
             role=role,
             username=username,

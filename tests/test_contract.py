@@ -44,7 +44,7 @@ from starlette.types import Receive, Scope, Send
 
 from conftest import JWT_KEY, empty_tables, make_settings
 from ticketdesk.app import create_app
-from ticketdesk.auth.dependencies import AuthUser
+from ticketdesk.auth.principal import Viewer as AuthUser
 from ticketdesk.auth.security import PASSWORD_HASHER, TokenClaims, create_token
 from ticketdesk.models import users
 from ticketdesk.settings import Settings

@@ -7,12 +7,8 @@ import pytest
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ticketdesk.errors import (
-    DatabaseUnavailable,
-    StatementTimeout,
-    database_failure,
-    describe_failure,
-)
+from ticketdesk.db.failures import database_failure, describe_failure
+from ticketdesk.errors import DatabaseUnavailable, StatementTimeout
 
 SQL = "SELECT secret_column FROM users"
 

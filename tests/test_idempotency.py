@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, open_ticket
-from ticketdesk.idempotency import REPLAYED_HEADER
+from ticketdesk.web.idempotency import REPLAYED_HEADER
 from ticketdesk.models import idempotency_keys, messages, tickets, utcnow
 
 TICKET = {"topic": "printer", "text": "it jams"}

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, MakeUser, open_ticket
-from ticketdesk.auth.dependencies import AuthUser
+from ticketdesk.auth.principal import Viewer as AuthUser
 from ticketdesk.auth.security import TokenClaims
 from ticketdesk.db import Prepared
 from ticketdesk.models import tickets

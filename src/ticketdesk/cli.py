@@ -98,7 +98,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _create_superuser(args: argparse.Namespace) -> None:
-    from ticketdesk.db import create_engine
+    from ticketdesk.db import open_database
     from ticketdesk.errors import TicketdeskError
     from ticketdesk.users.service import NewAccount, create_account
 
@@ -122,11 +122,12 @@ def _create_superuser(args: argparse.Namespace) -> None:
     )
 
     async def create() -> int:
-        engine = create_engine(settings)
+        database = await open_database(settings)
         try:
-            return int((await create_account(engine, account))["id"])
+            async with database.session() as db:
+                return (await create_account(db, account)).id
         finally:
-            await engine.dispose()
+            await database.close(settings.db_connect_timeout)
 
     migrate.upgrade(settings.database)
     try:

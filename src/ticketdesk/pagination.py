@@ -1,4 +1,4 @@
-"""Keyset pagination: opaque cursors, page sizes, and the RFC 8288 `Link` header.
+"""Keyset pagination: sort orders, opaque cursors, and the `Page` a repository returns.
 
 A page is fetched with one more row than asked for; that extra row only says a next
 page exists. The cursor holds the sort key of the page's last row, so the next page
@@ -13,9 +13,8 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any, Generic, TypeVar
 
-from fastapi import Depends, Query, Request, Response
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, tuple_
 
 from ticketdesk.errors import BadRequest
@@ -82,24 +81,6 @@ class PageRequest:
     count: bool
 
 
-async def page_request(
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
-    ] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=MAX_CURSOR_LENGTH, description="from the previous page's Link header"),
-    ] = None,
-    count: Annotated[
-        bool, Query(description="true: the total number of matching rows in X-Total-Count")
-    ] = False,
-) -> PageRequest:
-    return PageRequest(limit=limit, cursor=cursor, count=count)
-
-
-PageParams = Annotated[PageRequest, Depends(page_request)]
-
-
 def encode_cursor(sort_name: str, value: object, row_id: int) -> str:
     """The cursor that continues after the row with this sort key and id."""
     if isinstance(value, datetime):
@@ -141,18 +122,26 @@ def page_parameters(sort: Sort, page: PageRequest) -> dict[str, Any]:
 
 
 def next_cursor(rows: Sequence[Any], sort: Sort, page: PageRequest) -> str | None:
-    """The cursor of the page after these rows, or None on the last page."""
+    """The cursor of the page after these rows (typed rows with an `id`), or None on the last."""
     if len(rows) <= page.limit:
         return None
     last = rows[page.limit - 1]
-    return encode_cursor(sort.name, last[sort.field] if sort.field else None, last["id"])
+    value = getattr(last, sort.field) if sort.field else None
+    return encode_cursor(sort.name, value, last.id)
 
 
-def add_page_headers(
-    request: Request, response: Response, cursor: str | None, total: int | None = None
-) -> None:
-    if cursor is not None:
-        url = request.url.include_query_params(cursor=cursor)
-        response.headers["Link"] = f'<{url}>; rel="next"'
-    if total is not None:
-        response.headers["X-Total-Count"] = str(total)
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[Item]):
+    """One page of rows, the cursor of the next page (None on the last), and the total if asked."""
+
+    items: Sequence[Item]
+    next_cursor: str | None
+    total: int | None = None
+
+    @classmethod
+    def of(cls, rows: Sequence[Item], sort: Sort, page: PageRequest) -> Page[Item]:
+        """The page from rows fetched one past its size (`paginate`)."""
+        return cls(rows[: page.limit], next_cursor(rows, sort, page))

@@ -129,6 +129,10 @@ class Settings(BaseSettings):
 
     def signing_key(self) -> bytes:
         """JWT_KEY, or a key generated once and kept (mode 0600) beside the SQLite database."""
+        return self.jwt_signing_key
+
+    @cached_property
+    def jwt_signing_key(self) -> bytes:
         if self.jwt_key is not None:
             return self.jwt_key.get_secret_value().encode()
         return _load_or_create_key(self.key_file())

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ticketdesk.db import Engine, database_problem
+from ticketdesk.db import Database
 from ticketdesk.models import utcnow
 
 log = logging.getLogger("ticketdesk")
 router = APIRouter(tags=["system"])
 
 READY_TIMEOUT = 2.0
-"""Seconds /readyz waits for both pools: probes give up soon, and so does it."""
+"""Seconds /readyz waits for the database: probes give up soon, and so does it."""
 
 
 class TimeOut(BaseModel):
@@ -45,13 +45,14 @@ async def healthz() -> HealthOut:
     responses={
         503: {
             "model": HealthOut,
-            "description": f"A connection pool did not reach the database in {READY_TIMEOUT:g} s",
+            "description": f"The database did not answer in {READY_TIMEOUT:g} s",
         }
     },
 )
-async def readyz(engine: Engine, request: Request) -> HealthOut | JSONResponse:
-    """Both connection pools, the writers' and the readers', reach the database."""
-    problem = await database_problem(engine, request.app.state.reader, READY_TIMEOUT)
+async def readyz(request: Request) -> HealthOut | JSONResponse:
+    """The connection pool reaches the database."""
+    database: Database = request.app.state.database
+    problem = await database.problem(READY_TIMEOUT)
     if problem is not None:
         log.warning("not ready: the database is unreachable: %s", problem)
         return JSONResponse({"status": "database unreachable"}, status_code=503)

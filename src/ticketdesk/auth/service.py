@@ -1,10 +1,9 @@
-"""Logging in and out, and revoking tokens."""
+"""Logging in and out, changing passwords, and minting tokens: the one place tokens are made."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
+from ticketdesk.auth import repository
+from ticketdesk.auth.principal import Viewer
 from ticketdesk.auth.security import (
     TokenClaims,
     create_token,
@@ -13,80 +12,66 @@ from ticketdesk.auth.security import (
     needs_rehash,
     verify_password,
 )
-from ticketdesk.db import Prepared, Reader
-from ticketdesk.errors import NotFound
-from ticketdesk.models import revoked_tokens, users, utcnow
-from ticketdesk.ratelimits import Quota, RateLimiter, tightest
+from ticketdesk.db import Db
+from ticketdesk.errors import BadRequest, NotFound
 from ticketdesk.schemas import normalize_email
+from ticketdesk.settings import Settings
 
-_ACCOUNT = Prepared(
-    select(users.c.id, users.c.password_hash, users.c.is_active, users.c.token_version).where(
-        users.c.email == bindparam("email", type_=users.c.email.type)
+WRONG_CREDENTIALS = "wrong email or password"
+
+
+def issue_token(settings: Settings, *, user_id: int, version: int) -> tuple[str, TokenClaims]:
+    """A signed token for the user at their current token version."""
+    return create_token(
+        user_id=user_id,
+        version=version,
+        key=settings.signing_key(),
+        lifetime_seconds=settings.token_lifetime_seconds,
     )
-)
 
 
 async def login(
-    reader: Reader,
-    engine: AsyncEngine,
-    limiter: RateLimiter,
-    *,
-    email: str,
-    password: str,
-    address: str,
-    key: bytes,
-    lifetime_seconds: int,
-) -> tuple[str, TokenClaims, Quota | None]:
+    db: Db, settings: Settings, *, email: str, password: str
+) -> tuple[str, TokenClaims]:
     """A token for the account, or the same NotFound for an unknown email and a wrong password.
 
-    Rate-limited per address and per account before any hashing, and an account takes
-    only so many failures an hour. Unknown emails are counted alike, so limits do not
-    tell which accounts exist. The hash is checked outside any transaction: a burst of
-    logins must not hold database connections while argon2 works.
+    The hash is checked with no connection held: a burst of logins must not hold database
+    connections while argon2 works.
     """
-    email = normalize_email(email)
-    quota = tightest(
-        await limiter.hit(limiter.login_per_ip, address),
-        await limiter.hit(limiter.login_per_account, email),
-    )
-    await limiter.check(limiter.login_failures, email)
-    account = await _ACCOUNT.one_or_none(reader, {"email": email})
+    account = await repository.credentials(db, normalize_email(email))
+    await db.finish(commit=False)
     # An unknown email costs one verification too, so timing does not tell them apart.
-    stored_hash = account["password_hash"] if account else dummy_hash()
+    stored_hash = account.password_hash if account else dummy_hash()
     matches = await verify_password(stored_hash, password)
-    if account is None or not matches or not account["is_active"]:
-        await limiter.record(limiter.login_failures, email)
-        raise NotFound("wrong email or password")
+    if account is None or not matches or not account.is_active:
+        raise NotFound(WRONG_CREDENTIALS)
     if needs_rehash(stored_hash):
         new_hash = await hash_password(password)
-        async with engine.begin() as conn:
-            await conn.execute(
-                update(users).where(users.c.id == account["id"]).values(password_hash=new_hash)
-            )
-    token, claims = create_token(
-        user_id=account["id"],
-        version=account["token_version"],
-        key=key,
-        lifetime_seconds=lifetime_seconds,
-    )
-    return token, claims, quota
+        await repository.set_password_hash(db, user_id=account.id, password_hash=new_hash)
+    return issue_token(settings, user_id=account.id, version=account.token_version)
 
 
-async def revoke_token(conn: AsyncConnection, *, user_id: int, claims: TokenClaims) -> None:
-    """Deny this one token until it expires; forget denials that expired on their own."""
-    await conn.execute(delete(revoked_tokens).where(revoked_tokens.c.expires_at < utcnow()))
-    await conn.execute(
-        insert(revoked_tokens).values(jti=claims.jti, user_id=user_id, expires_at=claims.expires_at)
+async def logout(db: Db, viewer: Viewer) -> None:
+    """Revoke the token of this request, on every process."""
+    await repository.revoke_token(
+        db, user_id=viewer.id, jti=viewer.token.jti, expires_at=viewer.token.expires_at
     )
 
 
-async def revoke_all_tokens(conn: AsyncConnection, *, user_id: int) -> int:
-    """Invalidate every token issued to the user so far; returns the new token version."""
-    query = (
-        update(users)
-        .where(users.c.id == user_id)
-        .values(token_version=users.c.token_version + 1)
-        .returning(users.c.token_version)
-    )
-    version: int = (await conn.execute(query)).scalar_one()
-    return version
+async def check_password(db: Db, viewer: Viewer, password: str | None) -> None:
+    """BadRequest unless `password` is the viewer's current password."""
+    if password is None:
+        raise BadRequest("changing the password needs current_password")
+    current_hash = await repository.password_hash(db, viewer.id)
+    if not await verify_password(current_hash, password):
+        raise BadRequest("current_password is wrong")
+
+
+async def revoke_all_tokens(db: Db, *, user_id: int) -> int:
+    """Invalidate every token of the user on every process; the new token version."""
+    return await repository.revoke_all_tokens(db, user_id=user_id)
+
+
+async def account_changed(db: Db, *, user_id: int) -> None:
+    """Every process forgets what it knew of the user's tokens once the change commits."""
+    await repository.notify(db, repository.user_changed(user_id))

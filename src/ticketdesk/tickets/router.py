@@ -5,11 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from ticketdesk.auth.dependencies import CurrentUser
-from ticketdesk.db import DbConn, Reads
-from ticketdesk.errors import responses
-from ticketdesk.idempotency import IdempotencyKey
-from ticketdesk.pagination import PageParams, add_page_headers
-from ticketdesk.ratelimits import WritesLimited
+from ticketdesk.db.request import DbHandle
 from ticketdesk.schemas import ObjectId
 from ticketdesk.tickets import service
 from ticketdesk.tickets.schemas import (
@@ -21,8 +17,13 @@ from ticketdesk.tickets.schemas import (
     TicketOut,
     TicketQuery,
 )
+from ticketdesk.web.errors import responses
+from ticketdesk.web.idempotency import IdempotencyKey
+from ticketdesk.web.pagination import PageParams, add_page_headers
+from ticketdesk.web.ratelimits import WritesLimited
+from ticketdesk.web.routing import Route
 
-router = APIRouter(prefix="/tickets", tags=["tickets"])
+router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=Route)
 
 
 @router.post(
@@ -33,17 +34,15 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
     dependencies=[WritesLimited],
 )
 async def create_ticket(
-    body: TicketCreate, user: CurrentUser, conn: DbConn, idempotency: IdempotencyKey
+    body: TicketCreate, user: CurrentUser, db: DbHandle, idempotency: IdempotencyKey
 ) -> TicketCreated | Response:
     """Open a ticket; its text becomes the first message. Safe to retry with Idempotency-Key."""
 
     async def open_ticket() -> TicketCreated:
-        ticket_id = await service.create_ticket(conn, author=user, topic=body.topic, text=body.text)
+        ticket_id = await service.create_ticket(db, author=user, topic=body.topic, text=body.text)
         return TicketCreated(id=ticket_id)
 
-    return await idempotency.run(
-        conn, user_id=user.id, body=body, status_code=201, work=open_ticket
-    )
+    return await idempotency.run(db, user_id=user.id, body=body, status_code=201, work=open_ticket)
 
 
 @router.get("", response_model_exclude_none=True, responses=responses(400, 401, 403))
@@ -51,7 +50,7 @@ async def list_tickets(
     filters: Annotated[TicketQuery, Query()],
     page: PageParams,
     user: CurrentUser,
-    db: Reads,
+    db: DbHandle,
     request: Request,
     response: Response,
 ) -> list[TicketOut]:
@@ -63,19 +62,17 @@ async def list_tickets(
         created_before=filters.created_before,
         updated_after=filters.updated_after,
     )
-    rows, cursor = await service.list_tickets(
+    result = await service.list_tickets(
         db, viewer=user, page=page, filters=criteria, sort=filters.sort
     )
-    total = await service.count_tickets(db, viewer=user, filters=criteria) if page.count else None
-    add_page_headers(request, response, cursor, total)
-    return [TicketOut(**row) for row in rows]
+    add_page_headers(request, response, result)
+    return [TicketOut.of(row) for row in result.items]
 
 
 @router.get("/{ticket_id}", response_model_exclude_none=True, responses=responses(400, 401, 404))
-async def get_ticket(ticket_id: ObjectId, user: CurrentUser, db: Reads) -> TicketOut:
+async def get_ticket(ticket_id: ObjectId, user: CurrentUser, db: DbHandle) -> TicketOut:
     """One ticket; its author is shown to staff."""
-    row = await service.get_ticket(db, viewer=user, ticket_id=ticket_id)
-    return TicketOut(**row)
+    return TicketOut.of(await service.get_ticket(db, viewer=user, ticket_id=ticket_id))
 
 
 _STATUS_DOC = {
@@ -89,11 +86,11 @@ _STATUS_DOC = {
 @router.put("/{ticket_id}", **_STATUS_DOC)  # type: ignore[arg-type]
 @router.patch("/{ticket_id}", **_STATUS_DOC)  # type: ignore[arg-type]
 async def change_status(
-    ticket_id: ObjectId, body: StatusChange, user: CurrentUser, conn: DbConn
+    ticket_id: ObjectId, body: StatusChange, user: CurrentUser, db: DbHandle
 ) -> TicketOut:
     """The author may cancel; staff set pending, resolved (after a response) or unresolved."""
-    row = await service.change_status(conn, viewer=user, ticket_id=ticket_id, status=body.status)
-    return TicketOut(**row)
+    row = await service.change_status(db, viewer=user, ticket_id=ticket_id, status=body.status)
+    return TicketOut.of(row)
 
 
 @router.get("/{ticket_id}/messages", responses=responses(400, 401, 404))
@@ -101,15 +98,14 @@ async def list_messages(
     ticket_id: ObjectId,
     page: PageParams,
     user: CurrentUser,
-    db: Reads,
+    db: DbHandle,
     request: Request,
     response: Response,
 ) -> list[MessageOut]:
     """The ticket's messages, oldest first. Paginated by `Link`."""
-    rows, cursor = await service.list_messages(db, viewer=user, ticket_id=ticket_id, page=page)
-    total = await service.count_messages(db, ticket_id=ticket_id) if page.count else None
-    add_page_headers(request, response, cursor, total)
-    return [MessageOut(**row) for row in rows]
+    result = await service.list_messages(db, viewer=user, ticket_id=ticket_id, page=page)
+    add_page_headers(request, response, result)
+    return [MessageOut.of(row) for row in result.items]
 
 
 @router.post(
@@ -123,7 +119,7 @@ async def post_message(
     ticket_id: ObjectId,
     body: MessageCreate,
     user: CurrentUser,
-    conn: DbConn,
+    db: DbHandle,
     idempotency: IdempotencyKey,
 ) -> MessageOut | Response:
     """Add a message: a request from the customer, a response from staff.
@@ -132,9 +128,7 @@ async def post_message(
     """
 
     async def add_message() -> MessageOut:
-        row = await service.post_message(conn, viewer=user, ticket_id=ticket_id, text=body.text)
-        return MessageOut(**row)
+        row = await service.post_message(db, viewer=user, ticket_id=ticket_id, text=body.text)
+        return MessageOut.of(row)
 
-    return await idempotency.run(
-        conn, user_id=user.id, body=body, status_code=201, work=add_message
-    )
+    return await idempotency.run(db, user_id=user.id, body=body, status_code=201, work=add_message)

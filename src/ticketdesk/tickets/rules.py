@@ -12,6 +12,9 @@ MessageType = Literal["request", "response", "other"]
 AUTHOR_TARGETS: frozenset[Status] = frozenset({"canceled"})
 AGENT_TARGETS: frozenset[Status] = frozenset({"pending", "resolved", "unresolved"})
 REOPENED_BY_CUSTOMER: frozenset[Status] = frozenset({"resolved", "unresolved"})
+INITIAL_STATUS: Status = "pending"
+"""The status of a new ticket, and of one its customer writes on again."""
+CLOSED_TO_MESSAGES: frozenset[Status] = frozenset({"canceled"})
 
 
 def allowed_targets(*, is_author: bool, is_agent: bool) -> frozenset[Status]:
@@ -48,12 +51,12 @@ def message_type(*, is_agent: bool) -> MessageType:
 
 
 def check_can_post(current: Status) -> None:
-    if current == "canceled":
+    if current in CLOSED_TO_MESSAGES:
         raise Conflict("the ticket is canceled: no more messages")
 
 
 def status_after_message(current: Status, *, is_agent: bool) -> Status:
     """A customer writing on a resolved or unresolved ticket reopens it, as help desks do."""
     if not is_agent and current in REOPENED_BY_CUSTOMER:
-        return "pending"
+        return INITIAL_STATUS
     return current

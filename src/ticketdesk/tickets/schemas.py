@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from ticketdesk.schemas import NotBlank, RequestBody, Storable, UtcDatetime
+from ticketdesk.tickets.repository import MessageRow, TicketRow
 from ticketdesk.tickets.rules import MessageType, Status
 
 MessageText = Annotated[str, StringConstraints(min_length=1), Storable, NotBlank]
@@ -48,6 +49,18 @@ class TicketOut(BaseModel):
     topic: str
     status: Status
 
+    @classmethod
+    def of(cls, row: TicketRow) -> TicketOut:
+        # Built from our own typed row: no validation to repeat.
+        return cls.model_construct(
+            id=row.id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            author=row.author,
+            topic=row.topic,
+            status=row.status,
+        )
+
 
 class MessageCreate(RequestBody):
     text: MessageText
@@ -58,3 +71,9 @@ class MessageOut(BaseModel):
     created_at: datetime
     type: MessageType
     text: str
+
+    @classmethod
+    def of(cls, row: MessageRow) -> MessageOut:
+        return cls.model_construct(
+            id=row.id, created_at=row.created_at, type=row.type, text=row.text
+        )

@@ -5,22 +5,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials
 
-from ticketdesk.auth.dependencies import (
-    CurrentUser,
-    SigningKey,
-    StaffUser,
-    bearer_scheme,
-)
-from ticketdesk.auth.router import token_out
-from ticketdesk.auth.security import create_token
-from ticketdesk.db import Db, DbConn, Engine, Reads
-from ticketdesk.errors import responses
-from ticketdesk.pagination import DEFAULT_LIMIT, PageParams, PageRequest, add_page_headers
-from ticketdesk.ratelimits import Limiter, WritesLimited, add_quota_headers, client_address
+from ticketdesk.auth import service as auth
+from ticketdesk.auth.dependencies import CurrentUser, StaffUser, bearer_scheme
+from ticketdesk.auth.principal import Viewer
+from ticketdesk.db import Db
+from ticketdesk.db.request import DbHandle
+from ticketdesk.pagination import DEFAULT_LIMIT, Page, PageRequest
 from ticketdesk.schemas import ObjectId
 from ticketdesk.settings import AppSettings
 from ticketdesk.tickets.schemas import TicketOut
-from ticketdesk.tickets.service import TicketFilter, list_tickets
+from ticketdesk.tickets.service import TicketFilter, TicketRow, list_tickets
 from ticketdesk.users import service
 from ticketdesk.users.schemas import (
     MeUpdate,
@@ -30,8 +24,13 @@ from ticketdesk.users.schemas import (
     UserOut,
     UserUpdate,
 )
+from ticketdesk.web.cookies import token_out
+from ticketdesk.web.errors import responses
+from ticketdesk.web.pagination import PageParams, add_link_headers, add_page_headers
+from ticketdesk.web.ratelimits import Limiter, WritesLimited, add_quota_headers, client_address
+from ticketdesk.web.routing import Route
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=Route)
 
 StaffCredential = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
@@ -40,7 +39,7 @@ StaffCredential = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_
 async def register(
     body: UserCreate,
     credential: StaffCredential,
-    engine: Engine,
+    db: DbHandle,
     settings: AppSettings,
     limiter: Limiter,
     request: Request,
@@ -50,29 +49,28 @@ async def register(
     quota = await limiter.hit(limiter.register_per_ip, client_address(request))
     add_quota_headers(response, quota)
     row = await service.register(
-        engine,
+        db,
         body,
         credential=credential.credentials if credential else None,
         staff_token=settings.staff_token,
     )
-    return UserOut(**row)
+    return UserOut(**row._asdict())
 
 
 @router.get("", responses=responses(400, 401, 403))
 async def list_users(
-    page: PageParams, user: StaffUser, db: Reads, request: Request, response: Response
+    page: PageParams, user: StaffUser, db: DbHandle, request: Request, response: Response
 ) -> list[UserListItem]:
     """Users, most tickets first (staff only). Paginated by `Link`."""
-    rows, cursor = await service.list_users(db, page=page)
-    total = await service.count_users(db) if page.count else None
-    add_page_headers(request, response, cursor, total)
-    return [UserListItem(**row) for row in rows]
+    result = await service.list_users(db, page=page)
+    add_page_headers(request, response, result)
+    return [UserListItem.model_construct(**row._asdict()) for row in result.items]
 
 
 @router.get("/me", responses=responses(401))
-async def get_me(user: CurrentUser, db: Reads) -> UserOut:
+async def get_me(user: CurrentUser, db: DbHandle) -> UserOut:
     """The caller's own account."""
-    return UserOut(**await service.get_me(db, user.id))
+    return UserOut(**(await service.get_me(db, user.id))._asdict())
 
 
 _UPDATE_ME_DOC = {
@@ -85,35 +83,25 @@ _UPDATE_ME_DOC = {
 @router.put("/me", **_UPDATE_ME_DOC)  # type: ignore[arg-type]
 @router.patch("/me", **_UPDATE_ME_DOC)  # type: ignore[arg-type]
 async def update_me(
-    body: MeUpdate,
-    user: CurrentUser,
-    conn: DbConn,
-    response: Response,
-    key: SigningKey,
-    settings: AppSettings,
+    body: MeUpdate, user: CurrentUser, db: DbHandle, response: Response, settings: AppSettings
 ) -> UserOut:
     """Change own username, or password (needs the current one; revokes older tokens)."""
-    version = await service.update_me(conn, user=user, changes=body)
+    version = await service.update_me(db, user=user, changes=body)
     if version is not None:
-        token, claims = create_token(
-            user_id=user.id,
-            version=version,
-            key=key,
-            lifetime_seconds=settings.token_lifetime_seconds,
-        )
+        token, claims = auth.issue_token(settings, user_id=user.id, version=version)
         token_out(response, token, claims, settings)
-    return UserOut(**await service.get_me(conn, user.id))
+    return UserOut(**(await service.get_me(db, user.id))._asdict())
 
 
 async def _detail(
-    db: Db, viewer: StaffUser, user_id: int, page: PageRequest
-) -> tuple[UserDetail, str | None]:
+    db: Db, viewer: Viewer, user_id: int, page: PageRequest
+) -> tuple[UserDetail, Page[TicketRow]]:
     row = await service.get_user(db, user_id)
-    tickets, cursor = await list_tickets(
+    tickets = await list_tickets(
         db, viewer=viewer, page=page, filters=TicketFilter(author_id=user_id)
     )
-    detail = UserDetail(**row, tickets=[TicketOut(**t) for t in tickets])
-    return detail, cursor
+    detail = UserDetail(**row._asdict(), tickets=[TicketOut.of(t) for t in tickets.items])
+    return detail, tickets
 
 
 @router.get("/{user_id}", responses=responses(400, 401, 403, 404))
@@ -121,13 +109,16 @@ async def get_user(
     user_id: ObjectId,
     page: PageParams,
     user: StaffUser,
-    db: Reads,
+    db: DbHandle,
     request: Request,
     response: Response,
 ) -> UserDetail:
     """A user and a page of their tickets, oldest first (staff only). Paginated by `Link`."""
-    detail, cursor = await _detail(db, user, user_id, page)
-    add_page_headers(request, response, cursor, detail.tickets_count if page.count else None)
+    # The total is the user's own ticket count, already in the row: no count query.
+    uncounted = PageRequest(limit=page.limit, cursor=page.cursor, count=False)
+    detail, tickets = await _detail(db, user, user_id, uncounted)
+    total = detail.tickets_count if page.count else None
+    add_link_headers(request, response, tickets.next_cursor, total)
     return detail
 
 
@@ -144,13 +135,13 @@ async def update_user(
     user_id: ObjectId,
     body: UserUpdate,
     user: StaffUser,
-    conn: DbConn,
+    db: DbHandle,
     request: Request,
     response: Response,
 ) -> UserDetail:
     """Rename or block a user (staff); grant or withdraw staff status (superusers)."""
-    await service.update_user(conn, actor=user, user_id=user_id, changes=body)
+    await service.update_user(db, actor=user, user_id=user_id, changes=body)
     page = PageRequest(limit=DEFAULT_LIMIT, cursor=None, count=False)
-    detail, cursor = await _detail(conn, user, user_id, page)
-    add_page_headers(request, response, cursor)
+    detail, tickets = await _detail(db, user, user_id, page)
+    add_link_headers(request, response, tickets.next_cursor)
     return detail

@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import SecretStr
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ticketdesk.auth.dependencies import AuthUser
-from ticketdesk.auth.security import hash_password, verify_password
-from ticketdesk.auth.service import revoke_all_tokens
-from ticketdesk.db import Db, Prepared, Record
-from ticketdesk.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from ticketdesk.models import users
-from ticketdesk.pagination import (
-    PageRequest,
-    Sort,
-    int_from_json,
-    next_cursor,
-    page_parameters,
-    paginate,
-)
+from ticketdesk.auth import service as auth
+from ticketdesk.auth.principal import Viewer
+from ticketdesk.auth.security import hash_password
+from ticketdesk.db import Db
+from ticketdesk.errors import Conflict, Forbidden, NotFound, Unauthorized
+from ticketdesk.models import utcnow
+from ticketdesk.pagination import Page, PageRequest
 from ticketdesk.schemas import normalize_email
-from ticketdesk.staff_keys.service import record_use, spend_key
+from ticketdesk.staff_keys import service as staff_keys
+from ticketdesk.users import repository
+from ticketdesk.users.repository import UserDetailRow, UserListRow, UserRow
 from ticketdesk.users.schemas import MeUpdate, UserCreate, UserUpdate
 
-PUBLIC_COLUMNS = (
-    users.c.id,
-    users.c.created_at,
-    users.c.username,
-    users.c.email,
-    users.c.is_staff,
-)
-LIST_COLUMNS = (*PUBLIC_COLUMNS, users.c.tickets_count)
-DETAIL_COLUMNS = (*LIST_COLUMNS, users.c.is_active, users.c.is_superuser)
+__all__ = ["UserDetailRow", "UserListRow", "UserRow"]
 
 
 @dataclass(frozen=True)
@@ -50,12 +33,8 @@ class NewAccount:
 
 
 async def register(
-    engine: AsyncEngine,
-    data: UserCreate,
-    *,
-    credential: str | None,
-    staff_token: SecretStr | None,
-) -> Record:
+    db: Db, data: UserCreate, *, credential: str | None, staff_token: SecretStr | None
+) -> UserRow:
     """Create a user; staff only with the STAFF_TOKEN or an unspent staff key as `credential`."""
     uses_staff_token = False
     if data.is_staff:
@@ -65,97 +44,53 @@ async def register(
             credential.encode(), staff_token.get_secret_value().encode()
         )
     account = NewAccount(
-        email=data.email,
-        username=data.username,
-        password=data.password,
-        is_staff=data.is_staff,
+        email=data.email, username=data.username, password=data.password, is_staff=data.is_staff
     )
-    return await create_account(
-        engine,
-        account,
-        staff_key=None if uses_staff_token or not data.is_staff else credential,
-    )
+    staff_key = None if uses_staff_token or not data.is_staff else credential
+    return await create_account(db, account, staff_key=staff_key)
 
 
-async def create_account(
-    engine: AsyncEngine, account: NewAccount, *, staff_key: str | None = None
-) -> Record:
+async def create_account(db: Db, account: NewAccount, *, staff_key: str | None = None) -> UserRow:
     """Insert the account; its password is hashed before any connection is taken."""
     password_hash = await hash_password(account.password)
-    try:
-        async with engine.begin() as conn:
-            key_id = await spend_key(conn, staff_key) if staff_key is not None else None
-            query = (
-                insert(users)
-                .values(
-                    email=normalize_email(account.email),
-                    username=account.username,
-                    password_hash=password_hash,
-                    is_staff=account.is_staff,
-                    is_superuser=account.is_superuser,
-                )
-                .returning(*PUBLIC_COLUMNS)
-            )
-            user = (await conn.execute(query)).mappings().one()
-            if key_id is not None:
-                await record_use(conn, key_id=key_id, user_id=user["id"])
-            return user
-    except IntegrityError:
-        raise BadRequest("a user with this email already exists") from None
+    key_id = await staff_keys.spend_key(db, staff_key) if staff_key is not None else None
+    user = await repository.insert_user(
+        db,
+        email=normalize_email(account.email),
+        username=account.username,
+        password_hash=password_hash,
+        is_staff=account.is_staff,
+        is_superuser=account.is_superuser,
+        now=utcnow(),
+    )
+    if key_id is not None:
+        await staff_keys.record_use(db, key_id=key_id, user_id=user.id)
+    return user
 
 
-MOST_TICKETS_FIRST = Sort(
-    name="tickets_count",
-    id=users.c.id,
-    key=-users.c.tickets_count,  # one ascending key, as the index has it
-    field="tickets_count",
-    start=(-(2**31), 0),  # before any -tickets_count
-    from_json=lambda value: -int_from_json(value),
-)
+async def list_users(db: Db, *, page: PageRequest) -> Page[UserListRow]:
+    """One page of users, most tickets first, then by id."""
+    return await repository.user_page(db, page)
 
 
-_USER_PAGE = Prepared(paginate(select(*LIST_COLUMNS), MOST_TICKETS_FIRST))
-_USER = Prepared(select(*DETAIL_COLUMNS).where(users.c.id == bindparam("user_id")))
-_ME = Prepared(select(*PUBLIC_COLUMNS).where(users.c.id == bindparam("user_id")))
-_COUNT_USERS = Prepared(select(func.count()).select_from(users))
-
-
-async def list_users(db: Db, *, page: PageRequest) -> tuple[Sequence[Record], str | None]:
-    """One page of users, most tickets first, then by id; and the cursor of the next page."""
-    rows = await _USER_PAGE.all(db, page_parameters(MOST_TICKETS_FIRST, page))
-    return rows[: page.limit], next_cursor(rows, MOST_TICKETS_FIRST, page)
-
-
-async def count_users(db: Db) -> int:
-    return int(await _COUNT_USERS.scalar(db, {}))
-
-
-async def get_user(db: Db, user_id: int) -> Record:
-    row = await _USER.one_or_none(db, {"user_id": user_id})
+async def get_user(db: Db, user_id: int) -> UserDetailRow:
+    row = await repository.user_detail(db, user_id)
     if row is None:
         raise NotFound("no such user")
     return row
 
 
-async def get_me(db: Db, user_id: int) -> Record:
-    row = await _ME.one_or_none(db, {"user_id": user_id})
+async def get_me(db: Db, user_id: int) -> UserRow:
+    row = await repository.user(db, user_id)
     assert row is not None  # the caller was just authenticated as this user
     return row
 
 
-async def update_user(
-    conn: AsyncConnection, *, actor: AuthUser, user_id: int, changes: UserUpdate
-) -> None:
+async def update_user(db: Db, *, actor: Viewer, user_id: int, changes: UserUpdate) -> None:
     """Staff change common users; only superusers change staff, or make someone staff."""
     if "is_superuser" in changes.model_fields_set:
         raise Forbidden("is_superuser cannot be changed through the API")
-    target = (
-        await conn.execute(
-            select(users.c.is_staff, users.c.is_superuser)
-            .where(users.c.id == user_id)
-            .with_for_update()
-        )
-    ).one_or_none()
+    target = await repository.lock_roles(db, user_id)
     if target is None:
         raise NotFound("no such user")
     if not actor.is_superuser and (
@@ -166,28 +101,24 @@ async def update_user(
         raise Conflict("you cannot block yourself")
     values = changes.model_dump(exclude_none=True, include={"username", "is_active", "is_staff"})
     if values:
-        await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+        await repository.update_user(db, user_id, values)
+        await auth.account_changed(db, user_id=user_id)
     if changes.is_active is False:
         # Unblocking later must not bring the old tokens back.
-        await revoke_all_tokens(conn, user_id=user_id)
+        await auth.revoke_all_tokens(db, user_id=user_id)
 
 
-async def update_me(conn: AsyncConnection, *, user: AuthUser, changes: MeUpdate) -> int | None:
+async def update_me(db: Db, *, user: Viewer, changes: MeUpdate) -> int | None:
     """Change own username or password; returns the new token version when the password changed."""
     values: dict[str, object] = {}
     if changes.username is not None:
         values["username"] = changes.username
     if changes.password is not None:
-        if changes.current_password is None:
-            raise BadRequest("changing the password needs current_password")
-        current_hash = (
-            await conn.execute(select(users.c.password_hash).where(users.c.id == user.id))
-        ).scalar_one()
-        if not await verify_password(current_hash, changes.current_password):
-            raise BadRequest("current_password is wrong")
+        await auth.check_password(db, user, changes.current_password)
         values["password_hash"] = await hash_password(changes.password)
     if values:
-        await conn.execute(update(users).where(users.c.id == user.id).values(**values))
+        await repository.update_user(db, user.id, values)
+        await auth.account_changed(db, user_id=user.id)
     if changes.password is not None:
-        return await revoke_all_tokens(conn, user_id=user.id)
+        return await auth.revoke_all_tokens(db, user_id=user.id)
     return None

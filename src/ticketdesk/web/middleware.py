@@ -9,9 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticketdesk.db import REQUEST_READER, Reader
-from ticketdesk.headers import WRITE_METHODS, BrowserPolicy
 from ticketdesk.logs import LOG_FIELDS, REQUEST_ID, log_request, request_fields, request_id
+from ticketdesk.web.headers import WRITE_METHODS, BrowserPolicy
 
 _JSON = b"application/json"
 TOO_LARGE = "request body too large"
@@ -134,31 +133,3 @@ class LimitBodySize:
             return message
 
         await self.app(scope, counting_receive, send)
-
-
-class ReadsPerRequest:
-    """A GET request's reads share one database connection, given back as the response starts.
-
-    Not held while a slow client takes the response body; a read after that (there are
-    none today) takes a connection again, given back when the request ends.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET":
-            await self.app(scope, receive, send)
-            return
-        reader: Reader = scope["app"].state.reader.for_request()
-        scope[REQUEST_READER] = reader
-
-        async def release_then_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                await reader.release()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, release_then_send)
-        finally:
-            await reader.release()

@@ -17,12 +17,11 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketdesk.db import Db
 from ticketdesk.errors import Conflict, IdempotencyKeyReused
-from ticketdesk.models import idempotency_keys, utcnow
+from ticketdesk.idempotency import repository
+from ticketdesk.models import utcnow
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 _KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"  # visible ASCII, as HTTP header values are safe to log
@@ -47,7 +46,7 @@ class Idempotency:
 
     async def run(
         self,
-        conn: AsyncConnection,
+        db: Db,
         *,
         user_id: int,
         body: BaseModel,
@@ -58,47 +57,27 @@ class Idempotency:
         if self.key is None:
             return await work()
         request_hash = fingerprint(self.method, self.path, body)
-        claim_id = await _claim(conn, user_id, self.key, request_hash, self.lifetime)
+        await db.begin()  # the claim, the work and the answer commit together
+        now = utcnow()
+        claim_id = await repository.claim(
+            db,
+            user_id=user_id,
+            key=self.key,
+            request_hash=request_hash,
+            now=now,
+            expired_before=now - self.lifetime,
+        )
         if claim_id is None:
-            return await _replay(conn, user_id, self.key, request_hash)
+            return await _replay(db, user_id, self.key, request_hash)
         result = await work()
-        await conn.execute(
-            update(idempotency_keys)
-            .where(idempotency_keys.c.id == claim_id)
-            .values(status_code=status_code, response_body=result.model_dump_json())
+        await repository.store_answer(
+            db, claim_id=claim_id, status_code=status_code, body=result.model_dump_json()
         )
         return result
 
 
-async def _claim(
-    conn: AsyncConnection, user_id: int, key: str, request_hash: str, lifetime: timedelta
-) -> int | None:
-    """The id of a new claim on the key, or None when the key is taken (and not expired)."""
-    # Expired keys go first, this one's included: it may be claimed anew.
-    await conn.execute(
-        delete(idempotency_keys).where(idempotency_keys.c.created_at < utcnow() - lifetime)
-    )
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    claim = (
-        insert(idempotency_keys)
-        .values(user_id=user_id, key=key, request_hash=request_hash, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["user_id", "key"])
-        .returning(idempotency_keys.c.id)
-    )
-    claim_id: int | None = (await conn.execute(claim)).scalar_one_or_none()
-    return claim_id
-
-
-async def _replay(conn: AsyncConnection, user_id: int, key: str, request_hash: str) -> Response:
-    stored = (
-        await conn.execute(
-            select(
-                idempotency_keys.c.request_hash,
-                idempotency_keys.c.status_code,
-                idempotency_keys.c.response_body,
-            ).where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
-        )
-    ).one()
+async def _replay(db: Db, user_id: int, key: str, request_hash: str) -> Response:
+    stored = await repository.stored_answer(db, user_id=user_id, key=key)
     if stored.request_hash != request_hash:
         raise IdempotencyKeyReused()
     if stored.status_code is None:  # not expected: a claim commits with its answer

@@ -175,6 +175,18 @@ def add_quota_headers(response: Response, quota: Quota | None) -> None:
         response.headers.update(quota.headers())
 
 
+async def limit_login(limiter: RateLimiter, *, address: str, email: str) -> Quota | None:
+    """Logins per address and per account, counted before any hashing; and an account takes
+    only so many failures an hour. Unknown emails are counted alike, so the limits do not
+    tell which accounts exist."""
+    quota = tightest(
+        await limiter.hit(limiter.login_per_ip, address),
+        await limiter.hit(limiter.login_per_account, email),
+    )
+    await limiter.check(limiter.login_failures, email)
+    return quota
+
+
 async def limit_writes(user: CurrentUser, limiter: Limiter, response: Response) -> None:
     """Each user's budget of writes (RATE_LIMIT_WRITES_PER_USER)."""
     add_quota_headers(response, await limiter.hit(limiter.writes_per_user, str(user.id)))

@@ -1,0 +1,8 @@
+"""The data layer: statements compiled once per dialect, and the request-scoped handle."""
+
+from ticketdesk.db.database import Database, open_database
+from ticketdesk.db.failures import UniqueViolation
+from ticketdesk.db.handle import Db, Row
+from ticketdesk.db.statements import Statement
+
+__all__ = ["Database", "Db", "Row", "Statement", "UniqueViolation", "open_database"]
