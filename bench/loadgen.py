@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import cpu
 from common import LUA_DIR
 
 RESULT_PREFIX = "BENCH_RESULT "
@@ -43,6 +44,11 @@ class WrkResult:
     socket_errors: dict[str, int]
     statuses: dict[str, int]
     loadavg: list[float]  # /proc/loadavg (1, 5, 15 min) as the run ended: a noise hint
+    cpu: dict[str, float | None] | None = None  # cpu.per_request() over the run
+
+    def cpu_us(self, key: str) -> float | None:
+        """server_us_per_req or pg_us_per_req; None when not measured."""
+        return self.cpu.get(key) if self.cpu else None
 
     @property
     def errors(self) -> int:
@@ -120,5 +126,17 @@ def collect(process: subprocess.Popen[str]) -> WrkResult:
     raise RuntimeError(f"wrk printed no result (exit {process.returncode}): {stderr}{stdout}")
 
 
-def run(base_url: str, request: Request, load: Load) -> WrkResult:
-    return collect(start(base_url, request, load))
+def run(
+    base_url: str,
+    request: Request,
+    load: Load,
+    server_pid: int | None = None,
+    with_cpu: bool = True,
+) -> WrkResult:
+    """One wrk run; with_cpu adds the CPU per request of the process tree under server_pid
+    (when given) and of PostgreSQL, from just before wrk starts to just after it exits."""
+    before = cpu.sample(server_pid) if with_cpu else None
+    result = collect(start(base_url, request, load))
+    if before is not None:
+        result.cpu = cpu.per_request(before, cpu.sample(server_pid), result.requests)
+    return result

@@ -47,6 +47,12 @@ def median(values: list[float]) -> float:
     return round(statistics.median(values), 3) if values else 0.0
 
 
+def median_of(values: list[float | None]) -> float | None:
+    """The median of the values that were measured; None when none was."""
+    known = [value for value in values if value is not None]
+    return median(known) if known else None
+
+
 def summarize(runs: list[WrkResult]) -> dict[str, object]:
     """Medians over the measured runs; errors and statuses summed over all of them."""
     statuses: dict[str, int] = {}
@@ -57,6 +63,8 @@ def summarize(runs: list[WrkResult]) -> dict[str, object]:
         "rps": median([r.rps for r in runs]),
         "p50_ms": median([r.p50_ms for r in runs]),
         "p99_ms": median([r.p99_ms for r in runs]),
+        "server_us_per_req": median_of([r.cpu_us("server_us_per_req") for r in runs]),
+        "pg_us_per_req": median_of([r.cpu_us("pg_us_per_req") for r in runs]),
         "errors": sum(r.errors for r in runs),
         "statuses": statuses,
     }
@@ -80,8 +88,17 @@ def cleaned(
 def describe(result: WrkResult) -> str:
     return (
         f"{result.rps:8.1f} req/s  p50 {result.p50_ms:7.1f} ms  p99 {result.p99_ms:7.1f} ms  "
-        f"errors {result.errors}"
+        f"errors {result.errors}{cpu_text(result)}"
     )
+
+
+def cpu_text(result: WrkResult) -> str:
+    if result.cpu is None:
+        return ""
+    server, pg = result.cpu_us("server_us_per_req"), result.cpu_us("pg_us_per_req")
+    server_text = "-" if server is None else f"{server:.0f}"
+    pg_text = "-" if pg is None else f"{pg:.0f}"
+    return f"  CPU µs/req server {server_text} PG {pg_text}"
 
 
 def measure_scenario(
@@ -94,7 +111,10 @@ def measure_scenario(
         load = plan.load(duration_s=duration_s)
         server.settle()
         return cleaned(
-            server, scenario, targets, lambda: loadgen.run(server.base_url, request, load)
+            server,
+            scenario,
+            targets,
+            lambda: loadgen.run(server.base_url, request, load, server.pid),
         )
 
     log(f"{scenario.letter}) {scenario.name}: {scenario.method} {request.path}")
@@ -127,7 +147,8 @@ def high_concurrency(
     for scenario in scenarios:
         request = scenario.request(targets, tokens)
         server.settle()
-        result = loadgen.run(server.base_url, request, plan.load(connections=connections))
+        load = plan.load(connections=connections)
+        result = loadgen.run(server.base_url, request, load, server.pid)
         log(f"  {scenario.name}: {describe(result)}")
         results[scenario.name] = result.to_json()
     return {"connections": connections, "scenarios": results}
@@ -148,12 +169,13 @@ def login_flood(
     flood_load = Load(flood_connections, plan.duration_s, plan.threads, timeout_s=30)
     log(f"login flood: ticket reads at {probe_connections} connections, quiet")
     server.settle()
-    quiet = loadgen.run(server.base_url, probe, probe_load)
+    quiet = loadgen.run(server.base_url, probe, probe_load, server.pid)
     log(f"  quiet: {describe(quiet)}")
     log(f"  with {flood_connections} connections logging in")
     server.settle()
     flood = loadgen.start(server.base_url, login, flood_load)
-    during = loadgen.run(server.base_url, probe, probe_load)
+    # Two wrk runs at once: the CPU could not be told apart, so none is measured.
+    during = loadgen.run(server.base_url, probe, probe_load, with_cpu=False)
     logins = loadgen.collect(flood)
     log(f"  reads during the flood: {describe(during)}")
     log(f"  logins during the flood: {describe(logins)}")

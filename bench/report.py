@@ -42,6 +42,26 @@ def _ratio(value: float | None) -> str | None:
     return None if value is None else f"{value:.3f}"
 
 
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _cpu(figures: dict[str, Any]) -> str:
+    """server/PG CPU µs per request, e.g. '412/230'."""
+    server, pg = figures.get("server_us_per_req"), figures.get("pg_us_per_req")
+    return f"{_us(server)}/{_us(pg)}"
+
+
+def _run_cpu(run: dict[str, Any]) -> str:
+    return _cpu(run.get("cpu") or {})
+
+
+CPU_NOTE = (
+    "\nCPU µs/req: CPU time over the run ÷ completed requests, server (its whole process "
+    "tree) / PostgreSQL (all its processes)"
+)
+
+
 def scenarios_table(results: dict[str, Any]) -> str:
     rows = []
     for name, result in results["scenarios"].items():
@@ -57,36 +77,52 @@ def scenarios_table(results: dict[str, Any]) -> str:
                 median["errors"],
                 ceiling.get("median_tps") or hashing.get("logins_per_s"),
                 _ratio(result.get("ratio")),
+                _cpu(median),
             ]
         )
-    headers = ["scenario", "req/s", "p50 ms", "p99 ms", "errors", "ceiling/s", "ratio"]
+    headers = [
+        "scenario",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "ceiling/s",
+        "ratio",
+        "CPU µs/req server/PG",
+    ]
     note = "\nceiling/s: pgbench tps of the same SQL; for login, cores ÷ one argon2id verification"
-    return table(headers, rows) + note + _error_details(results["scenarios"])
+    return table(headers, rows) + note + CPU_NOTE + _error_details(results["scenarios"])
 
 
 def _error_details(scenarios: dict[str, Any]) -> str:
     """Which statuses and socket errors make up each scenario's error count."""
     lines = []
     for name, result in scenarios.items():
-        if not result["median"]["errors"]:
-            continue
-        sockets: dict[str, int] = {}
-        for run in result["runs"]:
-            for kind, count in run["socket_errors"].items():
-                sockets[kind] = sockets.get(kind, 0) + count
-        lines.append(
-            f"errors in {name}: statuses {result['median']['statuses']}, "
-            f"socket errors { {k: v for k, v in sockets.items() if v} }"
-        )
+        line = _error_line(name, result)
+        if line:
+            lines.append(line)
     return "".join("\n" + line for line in lines)
+
+
+def _error_line(name: str, result: dict[str, Any]) -> str | None:
+    if not result["median"]["errors"]:
+        return None
+    sockets: dict[str, int] = {}
+    for run in result["runs"]:
+        for kind, count in run["socket_errors"].items():
+            sockets[kind] = sockets.get(kind, 0) + count
+    return (
+        f"errors in {name}: statuses {result['median']['statuses']}, "
+        f"socket errors { {k: v for k, v in sockets.items() if v} }"
+    )
 
 
 def high_table(high: dict[str, Any]) -> str:
     rows = [
-        [name, r["rps"], r["p50_ms"], r["p99_ms"], r["errors"], _statuses(r)]
+        [name, r["rps"], r["p50_ms"], r["p99_ms"], r["errors"], _run_cpu(r), _statuses(r)]
         for name, r in high["scenarios"].items()
     ]
-    headers = ["scenario", "req/s", "p50 ms", "p99 ms", "errors", "statuses"]
+    headers = ["scenario", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req", "statuses"]
     return f"at {high['connections']} connections:\n" + table(headers, rows)
 
 
@@ -103,13 +139,15 @@ def flood_text(flood: dict[str, Any]) -> str:
         [f"ticket read, during flood ({flood['probe_connections']} conn)", *_figures(during)],
         [f"login flood ({flood['flood_connections']} conn)", *_figures(logins)],
     ]
-    headers = ["login flood", "req/s", "p50 ms", "p99 ms", "errors"]
+    headers = ["login flood", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req"]
     ratio = flood["p99_ratio"]
     return table(headers, rows) + f"\nticket-read p99 during the flood / quiet: {ratio:.2f}x"
 
 
 def _figures(result: dict[str, Any]) -> list[object]:
-    return [result["rps"], result["p50_ms"], result["p99_ms"], result["errors"]]
+    """The CPU only for a run that had the server to itself (not during the flood)."""
+    cpu = _run_cpu(result) if result.get("cpu") else "-"
+    return [result["rps"], result["p50_ms"], result["p99_ms"], result["errors"], cpu]
 
 
 def _role(command: str) -> str:
@@ -148,8 +186,74 @@ def scale_text(curve: dict[str, Any]) -> str:
     return f"latency in ms at {curve['connections']} connections:\n" + table(headers, rows)
 
 
+def compare_table(found: dict[str, Any]) -> str:
+    """Both services side by side: medians over the rounds."""
+    other = found["other"]["name"]
+    ours = "ticketdesk"
+    rows = []
+    details = []
+    for name, result in found["scenarios"].items():
+        theirs, mine = result["sides"][other]["median"], result["sides"][ours]["median"]
+        rows.append(
+            [
+                f"{result['letter']}) {name}",
+                theirs["rps"],
+                mine["rps"],
+                _ratio(result["ratio"]),
+                theirs["p99_ms"],
+                mine["p99_ms"],
+                _cpu(theirs),
+                _cpu(mine),
+                f"{theirs['errors']}/{mine['errors']}",
+            ]
+        )
+        for side in (other, ours):
+            line = _error_line(f"{name} ({side})", result["sides"][side])
+            if line:
+                details.append(line)
+    headers = [
+        "scenario",
+        f"{other} req/s",
+        f"{ours} req/s",
+        "ratio",
+        f"{other} p99 ms",
+        f"{ours} p99 ms",
+        f"{other} CPU µs/req server/PG",
+        f"{ours} CPU µs/req server/PG",
+        f"errors {other}/{ours}",
+    ]
+    rounds = len(next(iter(found["scenarios"].values()))["order"]) // 2 if rows else 0
+    notes = [
+        f"medians of {rounds} round(s), the two services alternating (ABBA); "
+        f"ratio: {ours} req/s ÷ {other} req/s",
+        CPU_NOTE.strip(),
+    ]
+    if not found["other"].get("pid"):
+        notes.append(f"{other}'s server CPU is not measured without --compare-pid")
+    return table(headers, rows) + "".join("\n" + line for line in notes + details)
+
+
+def compare_memory(found: dict[str, Any]) -> str:
+    parts = []
+    for side, processes in found["memory"].items():
+        if processes:
+            total = sum(p.get("vmrss_kib", 0) for p in processes) / 1024
+            parts.append(f"{side} {total:.1f} MiB in {len(processes)} process(es)")
+    return "RSS after the load: " + ", ".join(parts) if parts else ""
+
+
 def print_report(results: dict[str, Any]) -> None:
-    sections = [("Scenarios", scenarios_table(results))]
+    if results.get("compare"):
+        found = results["compare"]
+        text = compare_table(found)
+        memory = compare_memory(found)
+        if memory:
+            text += "\n" + memory
+        print(f"\n== ticketdesk and {found['other']['name']}\n{text}")
+        return
+    sections = []
+    if results.get("scenarios"):
+        sections.append(("Scenarios", scenarios_table(results)))
     if results.get("high_concurrency"):
         sections.append(("High concurrency", high_table(results["high_concurrency"])))
     if results.get("login_flood"):

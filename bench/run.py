@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/run.py                      # 1M tickets, every scenario, 15 s runs
     .venv/bin/python bench/run.py --skip-generate --only ticket_read,login --duration 5
+    .venv/bin/python bench/run.py --compare-url http://127.0.0.1:8300 --compare-name go \
+        --compare-pid 1234 --compare-staff-token KEY      # side by side with another service
 
 See bench/README.md for what each figure means.
 """
@@ -22,6 +24,7 @@ from typing import Any
 import pgbench_ceiling
 from capture_sql import capture_and_restore, compare_scripts
 from common import PGBENCH_DIR, REPO_DIR, RESULTS_DIR, log
+from compare import TICKETDESK, Other, compare, select_compared
 from dataset import Targets, find_targets, restore, watermark
 from generate import Sizes, dataset_info, generate
 from measure import (
@@ -48,7 +51,11 @@ def parse_args() -> argparse.Namespace:
     )
     add = parser.add_argument
     add("--only", help="comma-separated scenarios (names or letters a-i); default all")
-    add("--repeat", type=int, default=1, help="measured runs per scenario (medians reported)")
+    add(
+        "--repeat",
+        type=int,
+        help="measured runs per scenario, medians reported (default 1; comparison: 3 rounds)",
+    )
     add("--workers", type=int, default=2, help="server worker processes (default 2)")
     add("--connections", type=int, default=32, help="wrk and pgbench connections (default 32)")
     add("--threads", type=int, default=2, help="wrk threads (default 2)")
@@ -71,7 +78,27 @@ def parse_args() -> argparse.Namespace:
     add("--scale-only", action="store_true", help="only the scale curve")
     add("--scale-sizes", default="10000,100000,1000000", help="ticket counts of the curve")
     add("--scale-connections", type=int, default=4, help="connections of the curve")
-    return parser.parse_args()
+    compare = parser.add_argument_group(
+        "comparison with another service of the same API (only the load runs, ABBA rounds)"
+    )
+    add = compare.add_argument
+    add("--compare-url", help="the other service's base URL, e.g. http://127.0.0.1:8300")
+    add("--compare-name", default="other", help="its name in the tables (default: other)")
+    add("--compare-pid", type=int, help="its process id, for its CPU per request (optional)")
+    add("--compare-staff-token", help="its key for registering staff (Authorization: Bearer)")
+    add("--compare-probe", default="/time", help="a cheap path to wait on between runs (/time)")
+    add("--compare-reset", help="a shell command that empties its database first (optional)")
+    args = parser.parse_args()
+    if args.compare_url:
+        if not args.compare_staff_token:
+            parser.error("--compare-url needs --compare-staff-token")
+        if args.compare_name == TICKETDESK:
+            parser.error(f"--compare-name must not be {TICKETDESK!r}")
+        if args.scale_curve or args.scale_only:
+            parser.error("--compare-url does not combine with the scale curve")
+    if args.repeat is None:
+        args.repeat = 3 if args.compare_url else 1
+    return args
 
 
 def plan_of(args: argparse.Namespace) -> Plan:
@@ -224,11 +251,29 @@ def main_phases(args: argparse.Namespace, scenarios: list[Scenario]) -> dict[str
     return results
 
 
+def compare_phase(args: argparse.Namespace) -> dict[str, Any]:
+    other = Other(
+        name=args.compare_name,
+        url=args.compare_url,
+        pid=args.compare_pid,
+        staff_token=args.compare_staff_token,
+        probe=args.compare_probe,
+        reset=args.compare_reset,
+    )
+    return compare(other, select_compared(args.only), plan_of(args), server_config(args))
+
+
 def main() -> None:
     args = parse_args()
     started = datetime.now(UTC)
-    scenarios = select(args.only)
     results: dict[str, Any] = {"started": started.isoformat(), "environment": environment(args)}
+    if args.compare_url:
+        results["compare"] = compare_phase(args)
+        results["finished"] = datetime.now(UTC).isoformat()
+        print_report(results)
+        print(f"\nresults: {save(results, started)}")
+        return
+    scenarios = select(args.only)
     if not args.scale_only:
         results |= main_phases(args, scenarios)
     if args.scale_curve or args.scale_only:

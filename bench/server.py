@@ -53,6 +53,11 @@ class Server:
         self.log_path: Path = RESULTS_DIR / f"server-{config.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The supervisor's pid: the root of the process tree whose CPU the runs measure."""
+        return self.process.pid if self.process is not None else None
+
     def __enter__(self) -> Server:
         self.start()
         return self
@@ -108,21 +113,9 @@ class Server:
         except httpx.HTTPError:
             return False
 
-    def settle(self, timeout_s: float = 30, fast_s: float = 0.05, in_a_row: int = 5) -> float:
-        """Wait until requests queued by the last run are done: /healthz answers fast again,
-        several times in a row. Returns the seconds waited."""
-        started = time.monotonic()
-        fast = 0
-        while fast < in_a_row and time.monotonic() - started < timeout_s:
-            probe_start = time.monotonic()
-            try:
-                httpx.get(f"{self.base_url}/healthz", timeout=timeout_s)
-            except httpx.HTTPError:
-                fast = 0
-                continue
-            fast = fast + 1 if time.monotonic() - probe_start < fast_s else 0
-            time.sleep(0.1)
-        return time.monotonic() - started
+    def settle(self) -> float:
+        """Wait until requests queued by the last run are done; returns the seconds waited."""
+        return settle(f"{self.base_url}/healthz")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -155,6 +148,23 @@ class Server:
         response.raise_for_status()
         token: str = response.json()["token"]
         return token
+
+
+def settle(url: str, timeout_s: float = 30, fast_s: float = 0.05, in_a_row: int = 5) -> float:
+    """Wait until a server has done what the last run queued: the URL answers fast again
+    (whatever the status), several times in a row. Returns the seconds waited."""
+    started = time.monotonic()
+    fast = 0
+    while fast < in_a_row and time.monotonic() - started < timeout_s:
+        probe_start = time.monotonic()
+        try:
+            httpx.get(url, timeout=timeout_s)
+        except httpx.HTTPError:
+            fast = 0
+            continue
+        fast = fast + 1 if time.monotonic() - probe_start < fast_s else 0
+        time.sleep(0.1)
+    return time.monotonic() - started
 
 
 def _parent_of(pid: int) -> int | None:

@@ -16,7 +16,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from conftest import Account, make_settings, open_ticket
 from ticketdesk.app import create_app
-from ticketdesk.db import EngineReader, PostgresReader
+from ticketdesk.db.database import PostgresDatabase, SqliteDatabase
 from ticketdesk.models import messages, users
 from ticketdesk.settings import Settings
 
@@ -114,15 +114,9 @@ async def test_the_connection_pools_are_bounded(
     )
     responses = await asyncio.gather(*reads, *writes)
     assert {r.status_code for r in responses} == {200, 201}
-    pool = engine.pool
-    assert isinstance(pool, AsyncAdaptedQueuePool)
-    assert pool.overflow() <= 0
-    assert pool.checkedin() <= pool.size()
-    if engine.dialect.name == "postgresql":
-        reader = app.state.reader
-        assert isinstance(reader, PostgresReader)
-        assert 1 <= reader.pool.get_size() <= settings.db_pool_size
-        assert pool.size() == settings.db_pool_size
+    database = app.state.database
+    if isinstance(database, PostgresDatabase):
+        assert 1 <= database.pool.get_size() <= settings.db_pool_size
         async with engine.connect() as conn:
             open_connections = (
                 await conn.execute(
@@ -132,19 +126,23 @@ async def test_the_connection_pools_are_bounded(
                     )
                 )
             ).scalar_one()
-        # One pool for reads and one for writes, each at most DB_POOL_SIZE.
-        assert 2 <= open_connections <= 2 * settings.db_pool_size
+        # One pool of at most DB_POOL_SIZE, and the connection that listens for revocations.
+        assert 2 <= open_connections <= settings.db_pool_size + 1
+        return
+    assert isinstance(database, SqliteDatabase)
+    for sqlite_engine in (database.readers, database.writers):
+        pool = sqlite_engine.pool
+        assert isinstance(pool, AsyncAdaptedQueuePool)
+        assert pool.overflow() <= 0
+        assert pool.checkedin() <= pool.size() == settings.db_pool_size
 
 
 def _hold_only_connection(app: FastAPI, pool: str) -> AbstractAsyncContextManager[object]:
-    if pool == "writes":
-        engine: AsyncEngine = app.state.engine
-        return engine.connect()
-    reader = app.state.reader
-    if isinstance(reader, PostgresReader):
-        return reader.pool.acquire()
-    assert isinstance(reader, EngineReader)
-    return reader.engine.connect()
+    database = app.state.database
+    if isinstance(database, PostgresDatabase):
+        return database.pool.acquire()  # one pool serves reads and writes
+    assert isinstance(database, SqliteDatabase)
+    return (database.writers if pool == "writes" else database.readers).connect()
 
 
 @pytest.mark.parametrize("pool", ["reads", "writes"])

@@ -46,6 +46,7 @@ from conftest import JWT_KEY, empty_tables, make_settings
 from ticketdesk.app import create_app
 from ticketdesk.auth.principal import Viewer as AuthUser
 from ticketdesk.auth.security import PASSWORD_HASHER, TokenClaims, create_token
+from ticketdesk.db import open_database
 from ticketdesk.models import users
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.service import create_key
@@ -162,12 +163,20 @@ async def _seed(url: URL) -> None:
                     )
                 ).scalar_one()
                 assert new_id == user_id, "ids start at 1 after emptying the tables"
-            claims = TokenClaims(1, 0, "seed", datetime.now(UTC) + timedelta(minutes=1))
-            customer = AuthUser(1, "customer@example.com", "customer", False, False, claims)
-            await create_ticket(conn, author=customer, topic="printer", text="it jams")
-            await create_key(conn, created_by=ACCOUNT_IDS["superuser"], expires_at=None)
     finally:
         await engine.dispose()
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=url.render_as_string(hide_password=False), jwt_key=JWT_KEY
+    )
+    database = await open_database(settings)
+    try:
+        async with database.session() as db:
+            claims = TokenClaims(1, 0, "seed", datetime.now(UTC) + timedelta(minutes=1))
+            customer = AuthUser(1, "customer@example.com", "customer", False, False, claims)
+            await create_ticket(db, author=customer, topic="printer", text="it jams")
+            await create_key(db, created_by=ACCOUNT_IDS["superuser"], expires_at=None)
+    finally:
+        await database.close(5)
 
 
 def seed(url: URL) -> None:

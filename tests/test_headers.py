@@ -17,9 +17,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, client_with, make_settings, open_ticket
-from ticketdesk.web.headers import API_CSP, BrowserPolicy
 from ticketdesk.models import tickets
 from ticketdesk.settings import Settings
+from ticketdesk.web.headers import API_CSP, BrowserPolicy
 
 ALLOWED = "https://desk.example.com"
 FOREIGN = "https://evil.example"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, open_ticket
-from ticketdesk.db import Prepared, Reader, Record
+from ticketdesk.db import Db, Row, Statement
+from ticketdesk.db.handle import NO_PARAMS
 from ticketdesk.models import tickets
 
 
@@ -244,34 +245,36 @@ async def test_docs_page(client: httpx.AsyncClient) -> None:
 
 
 async def test_unexpected_errors_are_500_without_details(
-    app: FastAPI, customer: Account, engine: AsyncEngine
+    app: FastAPI, customer: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reader = app.state.reader
+    database = app.state.database
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        app.state.reader = _BrokenReader()  # reads fail
-        responses = [await client.get("/tickets", headers=customer.headers)]
-        app.state.reader, app.state.engine = reader, _BrokenEngine()  # writes fail
-        responses.append(
+        await client.get("/tickets", headers=customer.headers)  # the token is remembered
+        monkeypatch.setattr(database, "handle", _BrokenDb)  # every statement fails
+        responses = [
+            await client.get("/tickets", headers=customer.headers),
             await client.post(
                 "/tickets", json={"topic": "a", "text": "b"}, headers=customer.headers
-            )
-        )
-    app.state.engine = engine
+            ),
+        ]
     for response in responses:
         assert response.status_code == 500
         assert response.json() == {"detail": "internal server error"}
         assert "hunter2" not in response.text
 
 
-class _BrokenEngine:
-    def begin(self) -> None:
+class _BrokenDb(Db):
+    dialect = "postgresql"
+
+    async def all(self, statement: Statement, params: Mapping[str, Any] = NO_PARAMS) -> list[Row]:
         raise RuntimeError("secret internals: password=hunter2")
 
-
-class _BrokenReader(Reader):
-    async def fetch(self, statement: Prepared, params: Mapping[str, Any]) -> Sequence[Record]:
+    async def execute(self, statement: Statement, params: Mapping[str, Any] = NO_PARAMS) -> int:
         raise RuntimeError("secret internals: password=hunter2")
+
+    async def finish(self, *, commit: bool) -> None:
+        pass
 
 
 async def test_ticket_ids_do_not_leak_between_users(

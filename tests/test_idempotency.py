@@ -11,8 +11,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, open_ticket
-from ticketdesk.web.idempotency import REPLAYED_HEADER
 from ticketdesk.models import idempotency_keys, messages, tickets, utcnow
+from ticketdesk.web.idempotency import REPLAYED_HEADER
 
 TICKET = {"topic": "printer", "text": "it jams"}
 

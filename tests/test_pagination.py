@@ -15,10 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conftest import Account, MakeUser, open_ticket
 from ticketdesk.auth.principal import Viewer as AuthUser
 from ticketdesk.auth.security import TokenClaims
-from ticketdesk.db import Prepared
+from ticketdesk.db import Statement
 from ticketdesk.models import tickets
 from ticketdesk.pagination import PageRequest, encode_cursor
-from ticketdesk.tickets.service import SORTS, TicketFilter, ticket_page_query
+from ticketdesk.tickets import repository
+from ticketdesk.tickets.repository import (
+    SORTS,
+    TicketFilter,
+    ticket_page_query,
+    ticket_page_statement,
+)
 
 
 def next_link(response: httpx.Response) -> str | None:
@@ -299,19 +305,28 @@ async def test_deep_pages_seek_instead_of_offset(
 ) -> None:
     for _ in range(4):
         await open_ticket(client, customer)
-    run: list[tuple[Prepared, dict[str, Any]]] = []
-    original = Prepared.all
+    run: list[tuple[Statement, dict[str, Any]]] = []
+    original = ticket_page_statement
 
-    async def recording(self: Prepared, conn: Any, params: Any) -> Any:
-        run.append((self, dict(params)))
-        return await original(self, conn, params)
+    def recording(*args: Any) -> Statement:
+        statement = original(*args)
+        run.append((statement, {}))
+        return statement
 
-    monkeypatch.setattr(Prepared, "all", recording)
+    monkeypatch.setattr(repository, "ticket_page_statement", recording)
+    original_query = repository.ticket_page_query
+
+    def recording_query(*args: Any) -> tuple[Statement, dict[str, Any]]:
+        statement, params = original_query(*args)
+        run[-1] = (statement, dict(params))
+        return statement, params
+
+    monkeypatch.setattr(repository, "ticket_page_query", recording_query)
     await walk(client, "/tickets?limit=1", customer)
     pages = [(p, params) for p, params in run if "limit" in params]
     assert len(pages) == 4  # four tickets, one per page
-    assert len({id(p) for p, _ in pages}) == 1  # one statement, prepared once
-    sql = str(pages[0][0].statement.compile(dialect=postgresql.dialect()))
+    assert len({id(p) for p, _ in pages}) == 1  # one statement, built once
+    sql = str(pages[0][0].postgres_clause.compile(dialect=postgresql.dialect()))
     assert "OFFSET" not in sql.upper()
     assert [params["after_id"] for _, params in pages] == [0, 1, 2, 3]
 
@@ -343,7 +358,7 @@ async def test_every_list_order_is_served_by_an_index(
     cursor = encode_cursor(sort, datetime(2026, 1, 1, tzinfo=UTC), 5) if deep else None
     page = PageRequest(limit=100, cursor=cursor, count=False)
     statement, params = ticket_page_query(VIEWERS[viewer], page, FILTERS[filter_name], sort)
-    query = statement.statement.params(**params)
+    query = statement.for_sqlite().params(**params)
     sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
     async with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
