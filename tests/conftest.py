@@ -104,7 +104,7 @@ def settings(database_url: URL, tmp_path: Path) -> Settings:
 
 
 @asynccontextmanager
-async def test_engine(url: URL) -> AsyncIterator[AsyncEngine]:
+async def own_engine(url: URL) -> AsyncIterator[AsyncEngine]:
     """The tests' own SQLAlchemy engine on the database: for setting up and looking at rows."""
     engine = create_async_engine(url)
     try:
@@ -115,7 +115,9 @@ async def test_engine(url: URL) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    async with test_engine(settings.database) as result:
+    """The tests' engine on the backend's database, its tables emptied."""
+    async with own_engine(settings.database) as result:
+        await empty_tables(result)
         yield result
 
 
@@ -123,7 +125,6 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
-        await empty_tables(engine)
         yield application
 
 

@@ -171,6 +171,7 @@ async def _seed(url: URL) -> None:
     database = await open_database(settings)
     try:
         async with database.session() as db:
+            await db.begin()  # one transaction for both
             claims = TokenClaims(1, 0, "seed", datetime.now(UTC) + timedelta(minutes=1))
             customer = AuthUser(1, "customer@example.com", "customer", False, False, claims)
             await create_ticket(db, author=customer, topic="printer", text="it jams")

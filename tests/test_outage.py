@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
-from conftest import JWT_KEY, add_account, make_settings, test_engine
+from conftest import JWT_KEY, add_account, make_settings, own_engine
 from throwaway_postgres import ThrowawayPostgres, free_port
 from ticketdesk.app import create_app
 from ticketdesk.auth.security import create_token
@@ -42,8 +42,8 @@ UNUSED_PORTS = range(8700, 8750)
 @asynccontextmanager
 async def running(url: URL, tmp_path: Path, **overrides: Any) -> AsyncIterator[FastAPI]:
     app = create_app(make_settings(url, tmp_path, **overrides))
-    async with app.router.lifespan_context(app), test_engine(url) as engine:
-        app.state.test_engine = engine  # the tests' own, for adding accounts
+    async with app.router.lifespan_context(app), own_engine(url) as engine:
+        app.state.tests_engine = engine  # the tests' own, for adding accounts
         yield app
 
 
@@ -153,7 +153,7 @@ async def test_an_outage_under_load_is_503_quickly_then_recovers_and_no_201_is_l
     # Without rate limits: the load writes faster than one user's budget allows.
     settings = {"db_connect_timeout": 2, "rate_limits": False}
     async with running(pg.url, tmp_path, **settings) as app, client_of(app) as client:
-        account = await add_account(app.state.test_engine, "load@example.com")
+        account = await add_account(app.state.tests_engine, "load@example.com")
 
         async def load(kind: str) -> None:
             path = "/tickets" if kind == "write" else "/tickets?limit=5"
@@ -221,7 +221,7 @@ async def test_connections_a_restart_closed_are_replaced_before_anyone_uses_them
     own_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
     async with running(own_postgres.url, tmp_path) as app, client_of(app) as client:
-        account = await add_account(app.state.test_engine, "restart@example.com")
+        account = await add_account(app.state.tests_engine, "restart@example.com")
         assert (await client.post("/tickets", json=NEW_TICKET, headers=account.headers)).is_success
         assert (await client.get("/tickets", headers=account.headers)).is_success
         await asyncio.to_thread(own_postgres.stop)
@@ -252,7 +252,7 @@ async def test_a_write_whose_commit_fails_is_never_acknowledged(
     await admin.execute(DIE_AT_COMMIT)
     try:
         async with running(own_postgres.url, tmp_path) as app, client_of(app) as client:
-            account = await add_account(app.state.test_engine, "commit@example.com")
+            account = await add_account(app.state.tests_engine, "commit@example.com")
             doomed = {"topic": "die at commit", "text": "the connection drops at COMMIT"}
             response = await client.post("/tickets", json=doomed, headers=account.headers)
             assert_unavailable(response)
@@ -298,7 +298,7 @@ async def test_a_statement_past_the_timeout_is_503_and_its_transaction_rolled_ba
     caplog.set_level(logging.WARNING, logger="ticketdesk")
     url = own_postgres.url
     async with running(url, tmp_path, db_statement_timeout=0.3) as app, client_of(app) as client:
-        account = await add_account(app.state.test_engine, "slow@example.com")
+        account = await add_account(app.state.tests_engine, "slow@example.com")
         first = (await client.post("/tickets", json=NEW_TICKET, headers=account.headers)).json()
         started = time.monotonic()
         # The ticket's row is written, then its first message waits on the lock.
@@ -330,7 +330,7 @@ async def test_the_lifespan_closes_both_pools_on_shutdown(
     admin = await asyncpg.connect(_dsn(own_postgres.url))
     try:
         async with running(own_postgres.url, tmp_path) as app, client_of(app) as client:
-            account = await add_account(app.state.test_engine, "close@example.com")
+            account = await add_account(app.state.tests_engine, "close@example.com")
             assert (
                 await client.post("/tickets", json=NEW_TICKET, headers=account.headers)
             ).is_success
