@@ -8,6 +8,7 @@ names a PostgreSQL database (its schema is migrated, and a user and a ticket are
     .venv/bin/python bench/inprocess.py [--requests 3000] [--rounds 7] [--path /healthz]
 
 Logging is configured as `ticketdesk serve` configures it, writing to /dev/null.
+LOG_LEVEL is warning, as in the load runs of `make bench` (no request lines).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import URL, insert, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from ticketdesk import migrate
 from ticketdesk.app import create_app
@@ -30,12 +32,12 @@ from ticketdesk.models import tickets, users
 from ticketdesk.settings import Settings
 
 
-def _configure_logging(devnull: Any) -> None:
+def _configure_logging(devnull: Any, level: str) -> None:
     try:
         from ticketdesk.logs import logging_config
     except ImportError:  # a version without JSON logs
         return
-    logging.config.dictConfig(logging_config("info", stream=devnull))
+    logging.config.dictConfig(logging_config(level, stream=devnull))
 
 
 async def _measure(url: URL, requests: int, rounds: int, path: str | None) -> list[float]:
@@ -43,8 +45,9 @@ async def _measure(url: URL, requests: int, rounds: int, path: str | None) -> li
         _env_file=None, database_url=url.render_as_string(hide_password=False), jwt_key="k" * 48
     )
     app = create_app(settings)
+    engine = create_async_engine(url)
     async with app.router.lifespan_context(app):
-        async with app.state.engine.begin() as conn:
+        async with engine.begin() as conn:
             user_id = (
                 await conn.execute(
                     insert(users)
@@ -59,6 +62,7 @@ async def _measure(url: URL, requests: int, rounds: int, path: str | None) -> li
                     insert(tickets).values(author_id=user_id, topic="t").returning(tickets.c.id)
                 )
             ).scalar_one()
+        await engine.dispose()
         token, _ = create_token(
             user_id=user_id, version=0, key=app.state.signing_key, lifetime_seconds=3600
         )
@@ -110,11 +114,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--path", help="the path to GET (default: /tickets/{id})")
     parser.add_argument("--database-url", help="a PostgreSQL database (default: SQLite)")
+    parser.add_argument(
+        "--log-level", default="warning", help="LOG_LEVEL (default: warning, as `make bench`)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory, open("/dev/null", "w") as devnull:
         url = make_url(args.database_url or f"sqlite+aiosqlite:///{directory}/bench.db")
         migrate.upgrade(url)
-        _configure_logging(devnull)
+        _configure_logging(devnull, args.log_level)
         per_request = asyncio.run(_measure(url, args.requests, args.rounds, args.path))
     print(
         f"GET {args.path or '/tickets/{id}'}: median {statistics.median(per_request):.1f} µs CPU, "

@@ -50,6 +50,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         choice = metafunc.config.getoption("--backend")
         backends = ["sqlite", "postgresql"] if choice == "all" else [choice]
+        if metafunc.definition.get_closest_marker("postgresql_only"):
+            # What only a server can do (several processes, notifications): not run, not
+            # skipped, on SQLite.
+            backends = [b for b in backends if b == "postgresql"]
         metafunc.parametrize("backend", backends, scope="session")
 
 

@@ -212,7 +212,10 @@ async def _query(url: URL, sql: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
-SERVICE_CONNECTIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ticketdesk'"
+SERVICE_CONNECTIONS = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE application_name IN ('ticketdesk', 'ticketdesk-listen')"
+)
 
 
 def test_sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_closes_the_pools(
@@ -227,7 +230,8 @@ def test_sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_closes_t
             f"{base}/tickets", json={"topic": "t", "text": "t"}, headers=account.headers
         )
         assert warm.status_code == 201
-        assert asyncio.run(_query(url, SERVICE_CONNECTIONS))[0][0] >= 2  # one for each pool
+        # The pool's, and the one that listens for revocations.
+        assert asyncio.run(_query(url, SERVICE_CONNECTIONS))[0][0] >= 2
         conn, rest = _start_ticket(port, account)
         with conn:
             stop_sent = time.monotonic()

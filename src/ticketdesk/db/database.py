@@ -30,8 +30,11 @@ APPLICATION_NAME = "ticketdesk"
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 LISTEN_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-LISTEN_PING_S = 1.0
-"""How often the notification connection is checked: a silent one counts as lost."""
+LISTEN_PING_S = 0.5
+"""How often the notification connection is checked, and how long it may take to answer:
+a connection that stays silent counts as lost within a second."""
+LISTENER_NAME = "ticketdesk-listen"
+"""The application_name of the connection that listens for notifications."""
 
 DRIVER_AND_OWN_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, TicketdeskError)
 Listener = Callable[[str], None]
@@ -180,16 +183,29 @@ class PostgresDatabase(Database):
             on_message(payload)
 
         failures = 0
+        listening = False
+
+        def lost(_conn: Any) -> None:
+            nonlocal listening
+            if listening:  # at once, not at the next check
+                listening = False
+                on_state(False)
+
         while True:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(
                     self.dsn(self.settings),
                     timeout=self.settings.db_connect_timeout,
-                    server_settings=session_settings(self.settings),
+                    server_settings={
+                        **session_settings(self.settings),
+                        "application_name": LISTENER_NAME,
+                    },
                 )
+                conn.add_termination_listener(lost)
                 await conn.add_listener(channel, deliver)
                 failures = 0
+                listening = True
                 on_state(True)
                 while True:  # a dead connection must not pass for a quiet one
                     await asyncio.sleep(LISTEN_PING_S)
