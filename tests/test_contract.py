@@ -248,7 +248,7 @@ def test_linked_operations(contract_app: FastAPI, database_url: URL) -> None:
 
 
 def test_an_oversize_body_is_answered_as_documented(contract_app: FastAPI) -> None:
-    # LimitBodySize answers before any route, to bodies larger than fuzzing makes.
+    # The body limit answers before any route, to bodies larger than fuzzing makes.
     text = "a" * contract_app.state.settings.max_body_bytes
     with_body = [op for op in (result.ok() for result in schema.get_all_operations()) if op.body]
     assert len(with_body) == 11

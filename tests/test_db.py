@@ -102,3 +102,69 @@ async def test_a_failed_read_gives_its_connection_back(
     response = await client.get("/tickets", headers={"Authorization": "Bearer nonsense"})
     assert response.status_code == 401
     assert _idle(app.state.database)
+
+
+class _Recording:
+    """A pooled connection that notes every statement sent through it."""
+
+    def __init__(self, conn: Any, sent: list[str]) -> None:
+        self.conn = conn
+        self.sent = sent
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        self.sent.append(sql)
+        return await self.conn.fetch(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        self.sent.append(sql)
+        return await self.conn.execute(sql, *args)
+
+
+@pytest.fixture
+def statements(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL that requests send over pooled PostgreSQL connections, in order."""
+    sent: list[str] = []
+    acquire, release = PostgresDatabase.acquire, PostgresDatabase.release
+
+    async def recording_acquire(self: PostgresDatabase) -> Any:
+        return _Recording(await acquire(self), sent)
+
+    async def unwrapping_release(self: PostgresDatabase, conn: Any) -> None:
+        await release(self, conn.conn)
+
+    monkeypatch.setattr(PostgresDatabase, "acquire", recording_acquire)
+    monkeypatch.setattr(PostgresDatabase, "release", unwrapping_release)
+    return sent
+
+
+@pytest.mark.postgresql_only
+async def test_a_new_ticket_and_a_new_message_are_one_statement_each(
+    app: FastAPI, client: httpx.AsyncClient, customer: Account, statements: list[str]
+) -> None:
+    ticket_id = await open_ticket(client, customer)  # the token is remembered from here on
+    await client.get(f"/tickets/{ticket_id}", headers=customer.headers)
+    statements.clear()
+    body = {"topic": "t", "text": "t"}
+    assert (await client.post("/tickets", json=body, headers=customer.headers)).status_code == 201
+    assert len(statements) == 1, statements  # no BEGIN, no COMMIT, no token check
+    statements.clear()
+    path = f"/tickets/{ticket_id}/messages"
+    response = await client.post(path, json={"text": "t"}, headers=customer.headers)
+    assert response.status_code == 201
+    assert len(statements) == 1, statements
+    statements.clear()
+    assert (await client.get(f"/tickets/{ticket_id}", headers=customer.headers)).is_success
+    assert len(statements) == 1, statements
+
+
+@pytest.mark.postgresql_only
+async def test_a_retry_key_puts_the_claim_the_work_and_the_answer_in_one_transaction(
+    app: FastAPI, client: httpx.AsyncClient, customer: Account, statements: list[str]
+) -> None:
+    await open_ticket(client, customer)
+    statements.clear()
+    headers = {**customer.headers, "Idempotency-Key": "one"}
+    body = {"topic": "t", "text": "t"}
+    assert (await client.post("/tickets", json=body, headers=headers)).status_code == 201
+    assert statements[0] == "BEGIN"
+    assert statements[-1] == "COMMIT"

@@ -23,7 +23,7 @@ from ticketdesk.tickets.router import router as tickets_router
 from ticketdesk.users.router import router as users_router
 from ticketdesk.web.errors import install_error_handlers
 from ticketdesk.web.headers import BrowserPolicy, add_cors, docs_csp
-from ticketdesk.web.middleware import LimitBodySize, OldClientCompatibility, RequestEdge
+from ticketdesk.web.middleware import RequestEdge
 from ticketdesk.web.openapi import customize_openapi
 from ticketdesk.web.ratelimits import RateLimiter
 
@@ -75,15 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(docs_routes)
     # Routes by path and method, for the Allow header of a 405 (the docs pages included).
     app.state.api_routes = [route for route in app.routes if hasattr(route, "methods")]
-    app.add_middleware(OldClientCompatibility)
-    app.add_middleware(LimitBodySize, max_bytes=settings.max_body_bytes)
     add_cors(app, settings)
-    _wrap_in_request_edge(app, BrowserPolicy(settings, docs_csp(app)))
+    _wrap_in_request_edge(app, BrowserPolicy(settings, docs_csp(app)), settings.max_body_bytes)
     customize_openapi(app)
     return app
 
 
-def _wrap_in_request_edge(app: FastAPI, policy: BrowserPolicy) -> None:
+def _wrap_in_request_edge(app: FastAPI, policy: BrowserPolicy, max_body_bytes: int) -> None:
     """`RequestEdge` outside the whole stack, Starlette's error middleware included.
 
     `add_middleware` would place it inside that, where a 500 passes it by.
@@ -91,6 +89,6 @@ def _wrap_in_request_edge(app: FastAPI, policy: BrowserPolicy) -> None:
     build_stack = app.build_middleware_stack
 
     def build_middleware_stack() -> ASGIApp:
-        return RequestEdge(build_stack(), policy)
+        return RequestEdge(build_stack(), policy, max_body_bytes)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

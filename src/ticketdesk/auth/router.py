@@ -5,14 +5,13 @@ from fastapi import APIRouter, Request, Response, status
 from ticketdesk.auth import service
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.auth.schemas import LoginIn, TokenOut
-from ticketdesk.db.request import DbHandle
 from ticketdesk.errors import NotFound
 from ticketdesk.schemas import normalize_email
 from ticketdesk.settings import AppSettings
 from ticketdesk.web.cookies import clear_token_cookie, token_out
 from ticketdesk.web.errors import responses
 from ticketdesk.web.ratelimits import Limiter, add_quota_headers, client_address, limit_login
-from ticketdesk.web.routing import Route
+from ticketdesk.web.routing import DbHandle, Route
 
 router = APIRouter(tags=["auth"], route_class=Route)
 

@@ -7,31 +7,20 @@ so a 2xx means committed, and no connection waits on a slow client.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends
-from starlette.requests import Request
+from typing import TYPE_CHECKING
 
 from ticketdesk.db.handle import Db
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
 
 REQUEST_DB = "ticketdesk.db"
 """Where in the ASGI scope a request keeps its handle."""
 
 
-def request_db(request: Request) -> Db:
+def request_db(request: HTTPConnection) -> Db:
     """The request's handle, made at its first use."""
     db: Db | None = request.scope.get(REQUEST_DB)
     if db is None:
         db = request.scope[REQUEST_DB] = request.app.state.database.handle()
     return db
-
-
-async def _db(request: Request) -> Db:
-    return request_db(request)
-
-
-DbHandle = Annotated[Db, Depends(_db)]
-"""The request's database handle, for an endpoint's parameters."""
-
-DATABASE_DEPENDENCY = _db
-"""The dependency through which an operation reaches the database (for its OpenAPI 503)."""

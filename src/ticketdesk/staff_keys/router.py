@@ -3,13 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from ticketdesk.auth.dependencies import SuperUser
-from ticketdesk.db.request import DbHandle
 from ticketdesk.schemas import ObjectId
 from ticketdesk.staff_keys import service
 from ticketdesk.staff_keys.schemas import NewStaffKeyOut, StaffKeyIn, StaffKeyOut
 from ticketdesk.web.errors import responses
 from ticketdesk.web.ratelimits import WritesLimited
-from ticketdesk.web.routing import Route
+from ticketdesk.web.routing import DbHandle, Route
 
 router = APIRouter(prefix="/staff-keys", tags=["staff keys"], route_class=Route)
 

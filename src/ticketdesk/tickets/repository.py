@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, exists, func, insert, select, text, update
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, select, text, update
 
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db, Statement
@@ -387,19 +387,40 @@ async def post_message(
     return PostedMessage(ticket.status, MessageRow(*inserted))
 
 
-_MESSAGE_PAGE = Statement(
-    paginate(
-        select(*_MESSAGE_COLUMNS).where(messages.c.ticket_id == bindparam("ticket_id")),
-        MESSAGES_IN_ORDER,
+def _message_page(viewer_is_agent: bool) -> Statement:
+    """The ticket, if the viewer may see it, joined with one page of its messages.
+
+    One statement for both: a ticket the viewer may not see gives no row at all; a visible
+    one with no messages past the cursor gives one row of NULLs.
+    """
+    page = messages.c.ticket_id == tickets.c.id, MESSAGES_IN_ORDER.after()
+    query = (
+        select(*_MESSAGE_COLUMNS)
+        .select_from(tickets.outerjoin(messages, and_(*page)))
+        .where(tickets.c.id == bindparam("ticket_id"))
+        .order_by(*MESSAGES_IN_ORDER.order_by())
+        .limit(bindparam("limit", type_=Integer))
     )
-)
+    return Statement(_visible(query, viewer_is_agent))
 
 
-async def message_page(db: Db, ticket_id: int, page: PageRequest) -> Page[MessageRow]:
-    """One page of a ticket's messages, oldest first; the caller has checked the ticket."""
-    params = {"ticket_id": ticket_id, **page_parameters(MESSAGES_IN_ORDER, page)}
-    rows = [MessageRow(*row) for row in await db.all(_MESSAGE_PAGE, params)]
-    return Page.of(rows, MESSAGES_IN_ORDER, page)
+_MESSAGE_PAGE = {is_agent: _message_page(is_agent) for is_agent in (False, True)}
+
+
+async def message_page(
+    db: Db, viewer: Viewer, ticket_id: int, page: PageRequest
+) -> Page[MessageRow] | None:
+    """One page of a ticket's messages, oldest first; None if the viewer may not see it."""
+    params = {
+        "ticket_id": ticket_id,
+        "viewer_id": viewer.id,
+        **page_parameters(MESSAGES_IN_ORDER, page),
+    }
+    rows = await db.all(_MESSAGE_PAGE[viewer.is_agent], params)
+    if not rows:
+        return None
+    found = [MessageRow(*row) for row in rows if row[0] is not None]
+    return Page.of(found, MESSAGES_IN_ORDER, page)
 
 
 _COUNT_MESSAGES = Statement(

@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from ticketdesk.auth.dependencies import CurrentUser
-from ticketdesk.db.request import DbHandle
 from ticketdesk.schemas import ObjectId
 from ticketdesk.tickets import service
 from ticketdesk.tickets.schemas import (
@@ -21,7 +20,7 @@ from ticketdesk.web.errors import responses
 from ticketdesk.web.idempotency import IdempotencyKey
 from ticketdesk.web.pagination import PageParams, add_page_headers
 from ticketdesk.web.ratelimits import WritesLimited
-from ticketdesk.web.routing import Route
+from ticketdesk.web.routing import DbHandle, Route
 
 router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=Route)
 

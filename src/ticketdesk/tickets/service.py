@@ -70,8 +70,9 @@ async def list_messages(
     db: Db, *, viewer: Viewer, ticket_id: int, page: PageRequest
 ) -> Page[MessageRow]:
     """One page of the ticket's messages, oldest first (and their total, if the page asks)."""
-    await get_ticket(db, viewer=viewer, ticket_id=ticket_id)
-    result = await repository.message_page(db, ticket_id, page)
+    result = await repository.message_page(db, viewer, ticket_id, page)
+    if result is None:
+        raise NotFound(NO_TICKET)
     if page.count:
         total = await repository.count_messages(db, ticket_id)
         return Page(result.items, result.next_cursor, total)

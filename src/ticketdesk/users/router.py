@@ -9,7 +9,6 @@ from ticketdesk.auth import service as auth
 from ticketdesk.auth.dependencies import CurrentUser, StaffUser, bearer_scheme
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db
-from ticketdesk.db.request import DbHandle
 from ticketdesk.pagination import DEFAULT_LIMIT, Page, PageRequest
 from ticketdesk.schemas import ObjectId
 from ticketdesk.settings import AppSettings
@@ -28,7 +27,7 @@ from ticketdesk.web.cookies import token_out
 from ticketdesk.web.errors import responses
 from ticketdesk.web.pagination import PageParams, add_link_headers, add_page_headers
 from ticketdesk.web.ratelimits import Limiter, WritesLimited, add_quota_headers, client_address
-from ticketdesk.web.routing import Route
+from ticketdesk.web.routing import DbHandle, Route
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=Route)
 

@@ -104,8 +104,13 @@ async def _idempotency(
         ),
     ] = None,
 ) -> Idempotency:
+    if key is None:  # the common case: nothing to look up, nothing to store
+        return _NO_KEY
     hours: int = request.app.state.settings.idempotency_hours
-    return Idempotency(key, request.method, request.url.path, timedelta(hours=hours))
+    return Idempotency(key, request.method, request.scope["path"], timedelta(hours=hours))
+
+
+_NO_KEY = Idempotency(None, "", "", timedelta())
 
 
 IdempotencyKey = Annotated[Idempotency, Depends(_idempotency)]

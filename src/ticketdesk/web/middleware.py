@@ -13,6 +13,7 @@ from ticketdesk.logs import LOG_FIELDS, REQUEST_ID, log_request, request_fields,
 from ticketdesk.web.headers import WRITE_METHODS, BrowserPolicy
 
 _JSON = b"application/json"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 TOO_LARGE = "request body too large"
 FOREIGN_WRITE = "a write from another site may not use the session cookie"
 
@@ -24,17 +25,25 @@ class RequestEdge:
       in the response, and set for every line logged while handling the request.
     - The security headers of `BrowserPolicy`, on every response, errors included.
     - 403 for a write the session cookie authenticates from another site.
+    - 413 for a body over `max_bytes`: by Content-Length before reading, or by counting.
+      (FastAPI's own limit answers in plain text; this keeps every error JSON.)
+    - Requests read the way the old service read them: `/tickets/1/` is `/tickets/1` (a
+      redirect would make clients drop POST bodies), and every body is JSON whatever its
+      Content-Type says (`curl -d` sends a form type; the cookie is SameSite=Lax, so a
+      cross-site form cannot carry it).
     - One JSON line when the request is done, and a security event when its answer is one.
 
-    One middleware rather than four: each layer costs calls and closures per request.
+    One middleware rather than several: each layer costs calls and closures per request.
     It wraps the whole app, outside Starlette's error middleware, so that a 500 gets the
     headers and the log line too.
     """
 
-    def __init__(self, app: ASGIApp, policy: BrowserPolicy) -> None:
+    def __init__(self, app: ASGIApp, policy: BrowserPolicy, max_bytes: int) -> None:
         self.app = app
         self.policy = policy
+        self.max_bytes = max_bytes
         self.refusal = JSONResponse({"detail": FOREIGN_WRITE}, status_code=403)
+        self.too_large = JSONResponse({"detail": TOO_LARGE}, status_code=413)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,16 +51,17 @@ class RequestEdge:
             return
         start = perf_counter()
         given = None
+        declared_too_large = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 given = request_id(value)
-                break
+            elif name == b"content-length":
+                declared_too_large = not value.isdigit() or int(value) > self.max_bytes
         rid = given.decode() if given else urandom(16).hex()
         method: str = scope["method"]
         path: str = scope["path"]
         client = scope.get("client")
         fields = request_fields(rid, method, path, client[0] if client else None)
-        scope[LOG_FIELDS] = fields
         added = [*self.policy.headers_for(path), (b"x-request-id", given or rid.encode())]
         status = 500
 
@@ -68,7 +78,13 @@ class RequestEdge:
             if method in WRITE_METHODS and self.policy.is_foreign_cookie_write(scope):
                 event = "cross_site_write"
                 await self.refusal(scope, receive, send_with_headers)
+            elif declared_too_large:
+                await self.too_large(scope, receive, send_with_headers)
             else:
+                scope = self._as_the_old_service_read_it(scope, path, method)
+                scope[LOG_FIELDS] = fields
+                if method != "GET":
+                    receive = self._counting(receive)
                 await self.app(scope, receive, send_with_headers)
         finally:
             REQUEST_ID.reset(reset)
@@ -76,60 +92,28 @@ class RequestEdge:
             fields["duration_ms"] = round((perf_counter() - start) * 1000, 3)
             log_request(fields, event)
 
+    @staticmethod
+    def _as_the_old_service_read_it(scope: Scope, path: str, method: str) -> Scope:
+        if len(path) > 1 and path.endswith("/"):
+            stripped = path.rstrip("/") or "/"
+            scope = dict(scope, path=stripped, raw_path=stripped.encode())
+        if method in _BODY_METHODS:
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = dict(scope, headers=[*headers, (b"content-type", _JSON)])
+        return scope
 
-class OldClientCompatibility:
-    """Read requests the way the old service did.
-
-    - `/tickets/1/` is `/tickets/1`: a redirect would make clients drop POST bodies.
-    - Every body is JSON, whatever Content-Type says (`curl -d` sends a form type).
-      The cookie is SameSite=Lax, so a cross-site form cannot carry it.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            if len(path) > 1 and path.endswith("/"):
-                stripped = path.rstrip("/") or "/"
-                scope = dict(scope, path=stripped, raw_path=stripped.encode())
-            if scope["method"] in ("POST", "PUT", "PATCH"):
-                headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-                scope = dict(scope, headers=[*headers, (b"content-type", _JSON)])
-        await self.app(scope, receive, send)
-
-
-class LimitBodySize:
-    """413 for a body over `max_bytes`: by Content-Length before reading, or by counting a stream.
-
-    FastAPI's own `max_body_size` answers a declared oversize in plain text, whatever the
-    error handlers say; this keeps every error JSON.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                response = JSONResponse({"detail": TOO_LARGE}, status_code=413)
-                await response(scope, receive, send)
-                return
+    def _counting(self, receive: Receive) -> Receive:
         received = 0
+        max_bytes = self.max_bytes
 
         async def counting_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # Raised inside the request handler, so the error handlers answer it.
                     raise HTTPException(413, TOO_LARGE)
             return message
 
-        await self.app(scope, counting_receive, send)
+        return counting_receive

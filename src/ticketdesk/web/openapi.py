@@ -15,9 +15,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from ticketdesk.auth.dependencies import bearer_scheme, cookie_scheme, current_user
-from ticketdesk.db.request import DATABASE_DEPENDENCY
 from ticketdesk.web.errors import DATABASE_ERRORS, responses
 from ticketdesk.web.pagination import page_request
+from ticketdesk.web.routing import DATABASE_DEPENDENCY
 
 
 def _depends_on(dependant: Dependant, target: Callable[..., Any]) -> bool:
@@ -62,7 +62,7 @@ _PAGE_HEADERS = {
 
 
 def _document_pages_and_body_limit(schema: dict[str, Any], app: FastAPI) -> None:
-    """The headers of a paginated list; the 413 of LimitBodySize where a body is expected."""
+    """The headers of a paginated list; the 413 of the body limit where a body is expected."""
     for route in app.state.api_routes:
         if isinstance(route, APIRoute) and _depends_on(route.dependant, page_request):
             for method in route.methods or ():

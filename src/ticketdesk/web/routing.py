@@ -1,14 +1,15 @@
-"""The route class of every API and page endpoint: the request's handle is finished in it."""
+"""The request's database handle for endpoints, and the route class that finishes it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 
-from ticketdesk.db.request import REQUEST_DB
+from ticketdesk.db import Db
+from ticketdesk.db.request import REQUEST_DB, request_db
 
 
 class Route(APIRoute):
@@ -35,3 +36,14 @@ class Route(APIRoute):
             return response
 
         return handle_then_finish
+
+
+async def _db(request: Request) -> Db:
+    return request_db(request)
+
+
+DbHandle = Annotated[Db, Depends(_db)]
+"""The request's database handle, for an endpoint's parameters."""
+
+DATABASE_DEPENDENCY = _db
+"""The dependency through which an operation reaches the database (for its OpenAPI 503)."""
