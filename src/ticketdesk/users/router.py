@@ -53,7 +53,7 @@ async def register(
         credential=credential.credentials if credential else None,
         staff_token=settings.staff_token,
     )
-    return UserOut(**row._asdict())
+    return UserOut.model_validate(row, from_attributes=True)
 
 
 @router.get("", responses=responses(400, 401, 403))
@@ -63,13 +63,13 @@ async def list_users(
     """Users, most tickets first (staff only). Paginated by `Link`."""
     result = await service.list_users(db, page=page)
     add_page_headers(request, response, result)
-    return [UserListItem.model_construct(**row._asdict()) for row in result.items]
+    return [UserListItem.model_validate(row, from_attributes=True) for row in result.items]
 
 
 @router.get("/me", responses=responses(401))
 async def get_me(user: CurrentUser, db: DbHandle) -> UserOut:
     """The caller's own account."""
-    return UserOut(**(await service.get_me(db, user.id))._asdict())
+    return UserOut.model_validate(await service.get_me(db, user.id), from_attributes=True)
 
 
 _UPDATE_ME_DOC = {
@@ -89,7 +89,7 @@ async def update_me(
     if version is not None:
         token, claims = auth.issue_token(settings, user_id=user.id, version=version)
         token_out(response, token, claims, settings)
-    return UserOut(**(await service.get_me(db, user.id))._asdict())
+    return UserOut.model_validate(await service.get_me(db, user.id), from_attributes=True)
 
 
 async def _detail(
