@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from conftest import JWT_KEY, PASSWORD, Account, client_with, running_servers
+from ticketdesk.tickets.repository import ticket_page_statement
 
 # helpers
 
@@ -358,3 +360,25 @@ async def test_revocation_holds_across_server_processes(
             url = f"{here}/users/{customer.id}"
             assert (await client.patch(url, json=block, headers=staff.headers)).is_success
             assert_unauthorized(await client.get(f"{there}/tickets", headers=bearer(token)))
+
+
+async def test_a_logout_sent_many_times_at_once_is_never_a_500(
+    client: httpx.AsyncClient, customer: Account
+) -> None:
+    responses = await asyncio.gather(
+        *(client.post("/logout", headers=customer.headers) for _ in range(10))
+    )
+    assert {r.status_code for r in responses} <= {204, 401}
+    assert 204 in {r.status_code for r in responses}
+    assert_unauthorized(await client.get("/users/me", headers=customer.headers))
+
+
+async def test_a_status_filter_repeated_builds_no_new_statement(
+    client: httpx.AsyncClient, customer: Account
+) -> None:
+    await client.get("/tickets?status=pending", headers=customer.headers)
+    built = ticket_page_statement.cache_info().currsize
+    for repeats in range(2, 40):
+        query = "&".join(["status=pending"] * repeats)
+        assert (await client.get(f"/tickets?{query}", headers=customer.headers)).is_success
+    assert ticket_page_statement.cache_info().currsize == built
