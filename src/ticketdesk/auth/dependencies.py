@@ -46,7 +46,7 @@ async def current_user(request: Request) -> Viewer:
     """
     claims = token_claims(request)
     checks: TokenChecks = request.app.state.token_checks
-    account = checks.cached(claims) or await checks.check(request_db(request), claims)
+    account = checks.cached(claims) or await checks.load(request_db(request), claims)
     if account is None:
         raise Unauthorized("invalid or expired token")
     record_user(request.scope, account.id)

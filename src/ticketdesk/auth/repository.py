@@ -8,7 +8,7 @@ what it remembered of that user's tokens the moment the change commits (`tokens.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -96,26 +96,27 @@ async def notify(db: Db, payload: str) -> None:
     db.notify(AUTH_CHANNEL, payload)
 
 
-_FORGET_EXPIRED = Statement(
-    delete(revoked_tokens).where(revoked_tokens.c.expires_at < bindparam("now"))
-)
+_EXPIRED = delete(revoked_tokens).where(revoked_tokens.c.expires_at < bindparam("now"))
+_REVOKED: dict[str, Any] = {
+    "jti": bindparam("jti"),
+    "user_id": bindparam("user_id"),
+    "expires_at": bindparam("exp"),
+}
+_FORGET_EXPIRED = Statement(_EXPIRED)
+# A logout retried, or sent twice at once, finds its token revoked already: not an error.
 _REVOKE_SQLITE = Statement(
-    sqlite.insert(revoked_tokens)
-    .values(jti=bindparam("jti"), user_id=bindparam("user_id"), expires_at=bindparam("exp"))
-    .on_conflict_do_nothing(index_elements=["jti"])
+    sqlite.insert(revoked_tokens).values(_REVOKED).on_conflict_do_nothing(index_elements=["jti"])
 )
-_REVOKE_POSTGRES = Statement(
+_REVOKE_POSTGRES = Statement(  # forget, revoke and notify in one statement
     None,
     postgres=select(func.pg_notify(AUTH_CHANNEL, bindparam("payload")))
     .add_cte(
         postgresql.insert(revoked_tokens)
-        .values(jti=bindparam("jti"), user_id=bindparam("user_id"), expires_at=bindparam("exp"))
+        .values(_REVOKED)
         .on_conflict_do_nothing(index_elements=["jti"])
         .cte("revoked")
     )
-    .add_cte(
-        delete(revoked_tokens).where(revoked_tokens.c.expires_at < bindparam("now")).cte("expired")
-    ),
+    .add_cte(_EXPIRED.cte("expired")),
     atomic=True,
 )
 

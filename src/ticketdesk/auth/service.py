@@ -14,7 +14,6 @@ from ticketdesk.auth.security import (
 )
 from ticketdesk.db import Db
 from ticketdesk.errors import BadRequest, NotFound
-from ticketdesk.schemas import normalize_email
 from ticketdesk.settings import Settings
 
 WRONG_CREDENTIALS = "wrong email or password"
@@ -35,10 +34,12 @@ async def login(
 ) -> tuple[str, TokenClaims]:
     """A token for the account, or the same NotFound for an unknown email and a wrong password.
 
+    `email` is normalized already (`normalize_email`): the caller keys its limits on it too.
+
     The hash is checked with no connection held: a burst of logins must not hold database
     connections while argon2 works.
     """
-    account = await repository.credentials(db, normalize_email(email))
+    account = await repository.credentials(db, email)
     await db.finish(commit=False)
     # An unknown email costs one verification too, so timing does not tell them apart.
     stored_hash = account.password_hash if account else dummy_hash()

@@ -44,11 +44,11 @@ class TokenChecks:
             return account
         return None
 
-    async def check(self, db: Db, claims: TokenClaims) -> Account | None:
-        """The token's account if the token is valid now, from memory or the database."""
-        account = self.cached(claims)
-        if account is not None:
-            return account
+    async def load(self, db: Db, claims: TokenClaims) -> Account | None:
+        """The token's account if the token is valid now, from the database; remembered if so.
+
+        For a token that `cached` did not know: the handle is made only when needed.
+        """
         generation = self._generation
         account = await repository.token_account(
             db, user_id=claims.user_id, version=claims.version, jti=claims.jti

@@ -46,7 +46,10 @@ class Database:
 
     dialect: str = ""
     secret: str | None = None
-    _local: dict[str, list[Listener]]
+
+    def __init__(self) -> None:
+        self._local: dict[str, list[Listener]] = {}
+        """This process's listeners, by channel (see `deliver`)."""
 
     def handle(self) -> Db:
         raise NotImplementedError
@@ -114,12 +117,12 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        super().__init__()
         self.pool = pool
         self.settings = settings
         self.secret = settings.database.password
         self._acquire_timeout = settings.db_pool_timeout
         self._listener_task: asyncio.Task[None] | None = None
-        self._local = {}
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresDatabase:
@@ -241,7 +244,7 @@ class SqliteDatabase(Database):
     dialect = "sqlite"
 
     def __init__(self, settings: Settings) -> None:
-        self._local = {}
+        super().__init__()
         self.readers = _sqlite_engine(settings, serialize_writers=False)
         self.writers = _sqlite_engine(settings, serialize_writers=True)
 

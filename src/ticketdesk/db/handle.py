@@ -23,7 +23,7 @@ from ticketdesk.db.failures import DRIVER_ERRORS, translate
 from ticketdesk.db.statements import Statement
 
 if TYPE_CHECKING:
-    from ticketdesk.db.database import PostgresDatabase, SqliteDatabase
+    from ticketdesk.db.database import Database, PostgresDatabase, SqliteDatabase
 
 log = logging.getLogger("ticketdesk")
 
@@ -36,11 +36,12 @@ NO_PARAMS: Mapping[str, Any] = {}
 class Db:
     """The request-scoped database handle that services receive."""
 
-    __slots__ = ("_after_commit", "_autocommitted", "_in_transaction")
+    __slots__ = ("_after_commit", "_autocommitted", "_database", "_in_transaction")
 
     dialect: str = ""
 
-    def __init__(self) -> None:
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._in_transaction = False
         self._autocommitted = False
         self._after_commit: list[Callable[[], None]] = []
@@ -89,7 +90,8 @@ class Db:
         Other processes hear of it from the database (a NOTIFY in the same transaction,
         which the repository sends); this process must not wait for that round trip.
         """
-        raise NotImplementedError
+        database = self._database
+        self.after_commit(lambda: database.deliver(channel, payload))
 
     async def finish(self, *, commit: bool) -> None:
         """Commit (or roll back) the transaction, if one is open, and give back the connection."""
@@ -110,30 +112,32 @@ class Db:
 class PostgresDb(Db):
     """asyncpg: one pooled connection for the whole request, taken at its first statement."""
 
-    __slots__ = ("_conn", "_database")
+    __slots__ = ("_conn",)
     dialect = "postgresql"
+    _database: PostgresDatabase
 
     def __init__(self, database: PostgresDatabase) -> None:
-        super().__init__()
-        self._database = database
+        super().__init__(database)
         self._conn: Any = None
-
-    def notify(self, channel: str, payload: str) -> None:
-        database = self._database
-        self.after_commit(lambda: database.deliver(channel, payload))
 
     async def _connection(self) -> Any:
         if self._conn is None:
             self._conn = await self._database.acquire()
         return self._conn
 
+    async def _ready_for(self, statement: Statement | None) -> Any:
+        """The request's connection, inside its transaction if the statement needs one
+        (None: `begin`, which has checked that a transaction may be opened)."""
+        conn = self._conn or await self._connection()
+        if statement is None or self._needs_transaction(statement):
+            await conn.execute("BEGIN")
+            self._in_transaction = True
+        return conn
+
     async def all(self, statement: Statement, params: Mapping[str, Any] = NO_PARAMS) -> list[Row]:
         sql, args = statement.for_postgres(params)
         try:
-            conn = self._conn or await self._connection()
-            if self._needs_transaction(statement):
-                await conn.execute("BEGIN")
-                self._in_transaction = True
+            conn = await self._ready_for(statement)
             rows: list[Row] = await conn.fetch(sql, *args)
         except DRIVER_ERRORS as exc:
             raise translate(exc, self._database.secret) from exc
@@ -142,10 +146,7 @@ class PostgresDb(Db):
     async def execute(self, statement: Statement, params: Mapping[str, Any] = NO_PARAMS) -> int:
         sql, args = statement.for_postgres(params)
         try:
-            conn = self._conn or await self._connection()
-            if self._needs_transaction(statement):
-                await conn.execute("BEGIN")
-                self._in_transaction = True
+            conn = await self._ready_for(statement)
             status: str = await conn.execute(sql, *args)
         except DRIVER_ERRORS as exc:
             raise translate(exc, self._database.secret) from exc
@@ -158,11 +159,9 @@ class PostgresDb(Db):
         if self._autocommitted:
             raise RuntimeError("begin after an atomic statement")
         try:
-            conn = self._conn or await self._connection()
-            await conn.execute("BEGIN")
+            await self._ready_for(None)
         except DRIVER_ERRORS as exc:
             raise translate(exc, self._database.secret) from exc
-        self._in_transaction = True
 
     async def finish(self, *, commit: bool) -> None:
         conn, self._conn = self._conn, None
@@ -190,18 +189,14 @@ class SqliteDb(Db):
     reads one consistent snapshot.
     """
 
-    __slots__ = ("_database", "_reader", "_writer")
+    __slots__ = ("_reader", "_writer")
     dialect = "sqlite"
+    _database: SqliteDatabase
 
     def __init__(self, database: SqliteDatabase) -> None:
-        super().__init__()
-        self._database = database
+        super().__init__(database)
         self._reader: AsyncConnection | None = None
         self._writer: AsyncConnection | None = None
-
-    def notify(self, channel: str, payload: str) -> None:
-        database = self._database
-        self.after_commit(lambda: database.deliver(channel, payload))
 
     async def _run(self, statement: Statement, params: Mapping[str, Any]) -> Any:
         try:
