@@ -174,7 +174,9 @@ async def _seed(url: URL) -> None:
             await db.begin()  # one transaction for both
             claims = TokenClaims(1, 0, "seed", datetime.now(UTC) + timedelta(minutes=1))
             customer = AuthUser(1, "customer@example.com", "customer", False, False, claims)
-            await create_ticket(db, author=customer, topic="printer", text="it jams")
+            await create_ticket(
+                db, author=customer, topic="printer", text="it jams", policy=settings.sla_policy
+            )
             await create_key(db, created_by=ACCOUNT_IDS["superuser"], expires_at=None)
     finally:
         await database.close(5)
@@ -251,7 +253,7 @@ def test_an_oversize_body_is_answered_as_documented(contract_app: FastAPI) -> No
     # The body limit answers before any route, to bodies larger than fuzzing makes.
     text = "a" * contract_app.state.settings.max_body_bytes
     with_body = [op for op in (result.ok() for result in schema.get_all_operations()) if op.body]
-    assert len(with_body) == 11
+    assert len(with_body) == 12
     for operation in with_body:
         case = operation.Case(
             path_parameters={name: 1 for name in re.findall(r"{(\w+)}", operation.path)},

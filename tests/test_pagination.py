@@ -20,6 +20,7 @@ from ticketdesk.models import tickets
 from ticketdesk.pagination import PageRequest, encode_cursor
 from ticketdesk.tickets import repository
 from ticketdesk.tickets.repository import (
+    AGENT_SORTS,
     SORTS,
     TicketFilter,
     ticket_page_query,
@@ -347,7 +348,11 @@ FILTERS = {
     [
         (viewer, name, sort)
         for viewer, name, sort in itertools.product(VIEWERS, FILTERS, SORTS)
-        if not (viewer == "customer" and name == "author")
+        # `due` is computed from several columns: its order is a sort (see the README); so
+        # is priority within one author's tickets, which are few.
+        if sort != "due"
+        and not ("priority" in sort and name == "author")
+        and not (viewer == "customer" and (name == "author" or sort in AGENT_SORTS))
     ],
 )
 @pytest.mark.parametrize("deep", [False, True])
@@ -355,9 +360,12 @@ async def test_every_list_order_is_served_by_an_index(
     engine: AsyncEngine, viewer: str, filter_name: str, sort: str, deep: bool
 ) -> None:
     """With scans and sorts priced out, a plan still sorting has no index for the order."""
-    cursor = encode_cursor(sort, datetime(2026, 1, 1, tzinfo=UTC), 5) if deep else None
+    key = 2 if "priority" in sort else datetime(2026, 1, 1, tzinfo=UTC)
+    cursor = encode_cursor(sort, key, 5) if deep else None
     page = PageRequest(limit=100, cursor=cursor, count=False)
-    statement, params = ticket_page_query(VIEWERS[viewer], page, FILTERS[filter_name], sort)
+    statement, params = ticket_page_query(
+        VIEWERS[viewer], page, FILTERS[filter_name], sort, datetime.now(UTC)
+    )
     query = statement.for_sqlite().params(**params)
     sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
     async with engine.connect() as conn:

@@ -16,6 +16,7 @@ from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
 from ticketdesk.auth.tokens import TokenChecks
 from ticketdesk.db import open_database
+from ticketdesk.events.router import router as events_router
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
@@ -69,7 +70,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The busiest first: FastAPI tries the routes in turn, and each match has a cost. The
     # routes go into the app's own list: an included router is one more layer of matching
     # on every request (FastAPI keeps it nested), and each router here has its prefix already.
-    routers = (tickets_router, users_router, auth_router, staff_keys_router, system_router)
+    routers = (
+        tickets_router,
+        events_router,
+        users_router,
+        auth_router,
+        staff_keys_router,
+        system_router,
+    )
     docs_routes = list(app.router.routes)
     app.router.routes[:] = [route for router in routers for route in router.routes]
     app.router.routes.extend(docs_routes)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -24,7 +25,8 @@ from sqlalchemy import (
 )
 
 TICKET_STATUSES = ("pending", "resolved", "unresolved", "canceled")
-MESSAGE_TYPES = ("request", "response", "other")
+MESSAGE_TYPES = ("request", "response", "other", "note")
+EVENT_KINDS = ("created", "status", "assignee", "priority", "message", "note", "rating")
 
 metadata = MetaData(
     naming_convention={
@@ -117,7 +119,21 @@ tickets = Table(
     Column("status", String(16), nullable=False, default="pending"),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("assignee_id", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("priority", SmallInteger, nullable=False, default=1, server_default="1"),
+    # SLA: when the first response and the resolution are due, and when they came.
+    Column("first_response_due_at", UTCDateTime),
+    Column("resolution_due_at", UTCDateTime),
+    Column("first_response_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    # Satisfaction: the author's one rating, once the ticket is resolved.
+    Column("rating_score", SmallInteger),
+    Column("rating_comment", Text),
+    Column("rated_at", UTCDateTime),
     CheckConstraint(_in("status", TICKET_STATUSES), name="status_valid"),
+    # A priority is kept as its rank, 0 (low) to 3 (urgent), so urgent sorts first in one index.
+    CheckConstraint("priority BETWEEN 0 AND 3", name="priority_valid"),
+    CheckConstraint("rating_score BETWEEN 1 AND 5", name="rating_score_valid"),
     # One index per list order, alone and under the author or status filters.
     Index("ix_tickets_created_at_id", "created_at", "id"),
     Index("ix_tickets_updated_at_id", "updated_at", "id"),
@@ -125,6 +141,9 @@ tickets = Table(
     Index("ix_tickets_author_id_updated_at_id", "author_id", "updated_at", "id"),
     Index("ix_tickets_status_created_at_id", "status", "created_at", "id"),
     Index("ix_tickets_status_updated_at_id", "status", "updated_at", "id"),
+    Index("ix_tickets_assignee_id_created_at_id", "assignee_id", "created_at", "id"),
+    Index("ix_tickets_priority_id", "priority", "id"),
+    Index("ix_tickets_status_priority_id", "status", "priority", "id"),
 )
 
 messages = Table(
@@ -139,6 +158,22 @@ messages = Table(
     CheckConstraint(_in("type", MESSAGE_TYPES), name="type_valid"),
     Index("ix_messages_ticket_id_id", "ticket_id", "id"),
     Index("ix_messages_author_id", "author_id"),
+)
+
+ticket_events = Table(
+    "ticket_events",
+    metadata,
+    # Never reused (SQLite AUTOINCREMENT): a follower's position must stay unique.
+    Column("id", Id, primary_key=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_id", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("kind", String(16), nullable=False),
+    Column("before", Text),  # JSON: the fields the change replaced
+    Column("after", Text),  # JSON: their new values
+    CheckConstraint(_in("kind", EVENT_KINDS), name="kind_valid"),
+    Index("ix_ticket_events_ticket_id_id", "ticket_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 idempotency_keys = Table(

@@ -18,6 +18,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
+from ticketdesk.tickets import sla
+
 log = logging.getLogger("ticketdesk")
 
 MIN_JWT_KEY_BYTES = 32
@@ -58,6 +60,11 @@ class Settings(BaseSettings):
     rate_limit_writes_per_user: str = "60/minute"
     idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
 
+    # Service levels: hours per priority, and the business hours they count in (unset: 24/7).
+    sla_first_response_hours: str = sla.DEFAULT_FIRST_RESPONSE_HOURS
+    sla_resolution_hours: str = sla.DEFAULT_RESOLUTION_HOURS
+    sla_business_hours: str | None = None  # e.g. Mon-Fri 09:00-17:00 Europe/Berlin
+
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8089, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -87,6 +94,29 @@ class Settings(BaseSettings):
                 f"{value!r} is not a rate: write e.g. 10/minute, or 10/minute;100/hour"
             ) from None
         return value
+
+    @field_validator("sla_first_response_hours", "sla_resolution_hours")
+    @classmethod
+    def _are_hours_per_priority(cls, value: str) -> str:
+        sla.parse_hours(value)
+        return value
+
+    @field_validator("sla_business_hours")
+    @classmethod
+    def _is_a_calendar(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        sla.BusinessHours.parse(value)
+        return value
+
+    @cached_property
+    def sla_policy(self) -> sla.Policy:
+        """The service-level targets, parsed."""
+        return sla.Policy(
+            sla.parse_hours(self.sla_first_response_hours),
+            sla.parse_hours(self.sla_resolution_hours),
+            sla.BusinessHours.parse(self.sla_business_hours) if self.sla_business_hours else None,
+        )
 
     @field_validator("staff_token")
     @classmethod

@@ -3,6 +3,6 @@
 from ticketdesk.db.database import Database, open_database
 from ticketdesk.db.failures import UniqueViolation
 from ticketdesk.db.handle import Db, Row
-from ticketdesk.db.statements import Statement
+from ticketdesk.db.statements import Statement, constants
 
-__all__ = ["Database", "Db", "Row", "Statement", "UniqueViolation", "open_database"]
+__all__ = ["Database", "Db", "Row", "Statement", "UniqueViolation", "constants", "open_database"]

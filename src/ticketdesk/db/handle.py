@@ -13,6 +13,7 @@ into their own typed rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -174,11 +175,19 @@ class PostgresDb(Db):
                 except DRIVER_ERRORS as exc:
                     raise translate(exc, self._database.secret) from exc
                 self._committed()
+            elif self._in_transaction:
+                # Not left to the pool's reset, which logs each one as an error.
+                await _quietly_roll_back(conn)
         finally:
             self._in_transaction = False
             self._after_commit.clear()
-            # The pool's reset rolls back a transaction still open (an error, a cancellation).
+            # The pool's reset rolls back a transaction still open (a cancellation).
             await self._database.release(conn)
+
+
+async def _quietly_roll_back(conn: Any) -> None:
+    with contextlib.suppress(*DRIVER_ERRORS):  # a broken connection: the pool's release closes it
+        await conn.execute("ROLLBACK")
 
 
 class SqliteDb(Db):

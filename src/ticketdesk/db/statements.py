@@ -11,13 +11,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Delete, Insert, Select, TextClause, Update
+from sqlalchemy import ColumnElement, Delete, Insert, Select, TextClause, Update, literal_column
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 POSTGRES_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 """asyncpg's dialect: placeholders $1, $2, ... with the casts asyncpg needs to type them."""
+
+
+def constants(*values: str) -> list[ColumnElement[Any]]:
+    """Our own string constants, written into the SQL (for `IN` lists and comparisons).
+
+    A plain value would become a bind parameter with a generated name (which may clash
+    with a statement's own), and a list of them an expanding `IN`, which cannot be
+    compiled once.
+    """
+    for value in values:
+        assert "'" not in value, value
+    return [literal_column(f"'{value}'") for value in values]
 
 
 def _writes(clause: ClauseElement) -> bool:

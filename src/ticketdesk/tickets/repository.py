@@ -1,9 +1,11 @@
 """All SQL of tickets and messages, and the one place that limits a customer to their own.
 
 Every statement that reads tickets takes the viewer: a customer's is limited to rows they
-wrote (parameter `viewer_id`), an agent's is not and also names each ticket's author.
+wrote (parameter `viewer_id`) and never reads a note or a staff-only column; an agent's is
+not, and also reads each ticket's author, assignee, priority and service-level times.
 On PostgreSQL a new ticket and a new message are each one statement, a unit of work by
-itself; SQLite runs the same steps as several statements in one transaction.
+itself, events included; SQLite runs the same steps as several statements in one
+transaction.
 """
 
 from __future__ import annotations
@@ -13,30 +15,61 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from ticketdesk.auth.principal import Viewer
-from ticketdesk.db import Db, Statement
+from ticketdesk.db import Db, Statement, constants
+from ticketdesk.events import repository as events
+from ticketdesk.events.repository import GUARD, INSERT_COLUMNS, Change
 from ticketdesk.models import UTCDateTime, messages, tickets, users
 from ticketdesk.pagination import (
     Page,
     PageRequest,
     Sort,
+    int_from_json,
     page_parameters,
     paginate,
     timestamp_from_json,
 )
 from ticketdesk.schemas import MAX_ID, normalize_email
-from ticketdesk.tickets import rules
+from ticketdesk.tickets import rules, sla
 
 
 class TicketRow(NamedTuple):
+    """A ticket as its viewer may see it: the fields after `rated_at` are read for agents only."""
+
     id: int
     created_at: datetime
     updated_at: datetime
     topic: str
     status: rules.Status
-    author: str | None = None  # the author's email, for agents only
+    rating_score: int | None = None
+    rating_comment: str | None = None
+    rated_at: datetime | None = None
+    author: str | None = None  # the author's email
+    assignee_id: int | None = None
+    priority: int = rules.DEFAULT_PRIORITY
+    first_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    due_at: datetime | None = None  # the next due time (the `due` order's key)
 
 
 class MessageRow(NamedTuple):
@@ -49,25 +82,69 @@ class MessageRow(NamedTuple):
 class LockedTicket(NamedTuple):
     author_id: int
     status: rules.Status
+    assignee_id: int | None
+    priority: int
+    created_at: datetime
 
 
-_TICKET_COLUMNS = (
+_PUBLIC_COLUMNS = (
     tickets.c.id,
     tickets.c.created_at,
     tickets.c.updated_at,
     tickets.c.topic,
     tickets.c.status,
+    tickets.c.rating_score,
+    tickets.c.rating_comment,
+    tickets.c.rated_at,
 )
 _MESSAGE_COLUMNS = (messages.c.id, messages.c.created_at, messages.c.type, messages.c.text)
+_FAR = bindparam("far_future", sla.FAR_FUTURE, type_=UTCDateTime)
+_NOTHING_DUE = tuple(sorted(sla.NOTHING_DUE))
+
+DUE: ColumnElement[datetime] = case(
+    (tickets.c.status.in_(constants(*_NOTHING_DUE)), _FAR),
+    (tickets.c.first_response_at.is_(None), func.coalesce(tickets.c.first_response_due_at, _FAR)),
+    else_=func.coalesce(tickets.c.resolution_due_at, _FAR),
+)
+"""The next due time (`sla.next_due`), far in the future when nothing is due."""
+
+_NOW = bindparam("now", type_=UTCDateTime)
+BREACHED: ColumnElement[bool] = func.coalesce(
+    or_(
+        and_(
+            tickets.c.first_response_at.is_(None),
+            tickets.c.status != constants("canceled")[0],
+            tickets.c.first_response_due_at < _NOW,
+        ),
+        tickets.c.first_response_at > tickets.c.first_response_due_at,
+        and_(
+            tickets.c.status.not_in(constants(*_NOTHING_DUE)),
+            tickets.c.resolution_due_at < _NOW,
+        ),
+        tickets.c.resolved_at > tickets.c.resolution_due_at,
+    ),
+    false(),
+)
+"""`sla.breached`, in SQL: a due time passed unmet, or met late."""
+
+_AGENT_COLUMNS = (
+    *_PUBLIC_COLUMNS,
+    users.c.email.label("author"),
+    tickets.c.assignee_id,
+    tickets.c.priority,
+    tickets.c.first_response_due_at,
+    tickets.c.resolution_due_at,
+    tickets.c.first_response_at,
+    tickets.c.resolved_at,
+    DUE.label("due_at"),
+)
 
 
 def _tickets_for(viewer_is_agent: bool) -> Select[Any]:
-    """Agents see every ticket, with its author's email; customers their own."""
+    """Agents see every ticket, with its staff-only fields; customers their own, without."""
     if viewer_is_agent:
-        return select(*_TICKET_COLUMNS, users.c.email.label("author")).join(
-            users, users.c.id == tickets.c.author_id
-        )
-    return select(*_TICKET_COLUMNS).where(tickets.c.author_id == bindparam("viewer_id"))
+        return select(*_AGENT_COLUMNS).join(users, users.c.id == tickets.c.author_id)
+    return select(*_PUBLIC_COLUMNS).where(tickets.c.author_id == bindparam("viewer_id"))
 
 
 def _visible(query: Select[Any], viewer_is_agent: bool) -> Select[Any]:
@@ -88,9 +165,36 @@ SORTS: dict[str, Sort] = {
     )
     for name in ("created_at", "-created_at", "updated_at", "-updated_at")
 }
+SORTS["priority"] = Sort(
+    name="priority",
+    id=tickets.c.id,
+    key=tickets.c.priority,
+    field="priority",
+    start=(-1, 0),
+    from_json=int_from_json,
+)
+SORTS["-priority"] = Sort(
+    name="-priority",
+    id=tickets.c.id,
+    key=tickets.c.priority,
+    field="priority",
+    descending=True,
+    start=(len(rules.PRIORITIES), MAX_ID),
+    from_json=int_from_json,
+)
+SORTS["due"] = Sort(
+    name="due",
+    id=tickets.c.id,
+    key=DUE,
+    field="due_at",
+    start=(_EARLIEST, 0),
+    from_json=timestamp_from_json,
+)
+AGENT_SORTS = frozenset({"priority", "-priority", "due"})
+"""Orders that would tell a customer what only staff may know."""
 MESSAGES_IN_ORDER = Sort(name="id", id=messages.c.id, start=(None, 0))
 
-FilterShape = tuple[int, bool, bool, bool, bool, bool]
+FilterShape = tuple[int, bool, bool, bool, bool, bool, bool, bool, int, bool | None]
 
 
 @dataclass(frozen=True)
@@ -101,10 +205,27 @@ class TicketFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     updated_after: datetime | None = None
+    assignee_id: int | None = None
+    unassigned: bool = False
+    priorities: tuple[int, ...] = ()
+    breached: bool | None = None
 
     def __post_init__(self) -> None:
-        # Each status once: the statement depends on how many there are (a bounded number).
+        # Each value once: the statement depends on how many there are (a bounded number).
         object.__setattr__(self, "statuses", tuple(dict.fromkeys(self.statuses)))
+        object.__setattr__(self, "priorities", tuple(dict.fromkeys(self.priorities)))
+
+    @property
+    def for_agents_only(self) -> bool:
+        """Filters by what only staff may know (the author, the assignee, priority, SLA)."""
+        return (
+            self.author_email is not None
+            or self.author_id is not None
+            or self.assignee_id is not None
+            or self.unassigned
+            or bool(self.priorities)
+            or self.breached is not None
+        )
 
     def shape(self) -> FilterShape:
         """Which filters are set: the statement depends on this, the parameters on the rest."""
@@ -115,10 +236,15 @@ class TicketFilter:
             self.created_after is not None,
             self.created_before is not None,
             self.updated_after is not None,
+            self.assignee_id is not None,
+            self.unassigned,
+            len(self.priorities),
+            self.breached,
         )
 
-    def parameters(self) -> dict[str, Any]:
+    def parameters(self, now: datetime) -> dict[str, Any]:
         params: dict[str, Any] = {f"status_{i}": status for i, status in enumerate(self.statuses)}
+        params.update({f"priority_{i}": rank for i, rank in enumerate(self.priorities)})
         if self.author_email is not None:
             params["author_email"] = normalize_email(self.author_email)
         params.update(
@@ -126,12 +252,15 @@ class TicketFilter:
             created_after=self.created_after,
             created_before=self.created_before,
             updated_after=self.updated_after,
+            assignee_id=self.assignee_id,
+            now=now,
         )
         return params
 
 
 def _filtered(query: Select[Any], shape: FilterShape) -> Select[Any]:
-    statuses, by_email, by_id, created_after, created_before, updated_after = shape
+    (statuses, by_email, by_id, created_after, created_before, updated_after) = shape[:6]
+    by_assignee, unassigned, priorities, breached = shape[6:]
     if statuses:
         query = query.where(
             tickets.c.status.in_(
@@ -151,6 +280,23 @@ def _filtered(query: Select[Any], shape: FilterShape) -> Select[Any]:
         query = query.where(tickets.c.created_at < bindparam("created_before", type_=UTCDateTime))
     if updated_after:
         query = query.where(tickets.c.updated_at > bindparam("updated_after", type_=UTCDateTime))
+    if by_assignee:
+        query = query.where(
+            tickets.c.assignee_id == bindparam("assignee_id", type_=tickets.c.id.type)
+        )
+    if unassigned:
+        query = query.where(tickets.c.assignee_id.is_(None))
+    if priorities:
+        query = query.where(
+            tickets.c.priority.in_(
+                [
+                    bindparam(f"priority_{i}", type_=tickets.c.priority.type)
+                    for i in range(priorities)
+                ]
+            )
+        )
+    if breached is not None:
+        query = query.where(BREACHED if breached else not_(BREACHED))
     return query
 
 
@@ -161,18 +307,22 @@ def ticket_page_statement(viewer_is_agent: bool, shape: FilterShape, sort: str) 
 
 
 def ticket_page_query(
-    viewer: Viewer, page: PageRequest, filters: TicketFilter, sort: str
+    viewer: Viewer, page: PageRequest, filters: TicketFilter, sort: str, now: datetime
 ) -> tuple[Statement, dict[str, Any]]:
     """The statement of one page of tickets, and its parameters."""
     statement = ticket_page_statement(viewer.is_agent, filters.shape(), sort)
-    params = {"viewer_id": viewer.id, **filters.parameters(), **page_parameters(SORTS[sort], page)}
+    params = {
+        "viewer_id": viewer.id,
+        **filters.parameters(now),
+        **page_parameters(SORTS[sort], page),
+    }
     return statement, params
 
 
 async def ticket_page(
-    db: Db, viewer: Viewer, page: PageRequest, filters: TicketFilter, sort: str
+    db: Db, viewer: Viewer, page: PageRequest, filters: TicketFilter, sort: str, now: datetime
 ) -> Page[TicketRow]:
-    statement, params = ticket_page_query(viewer, page, filters, sort)
+    statement, params = ticket_page_query(viewer, page, filters, sort, now)
     rows = [TicketRow(*row) for row in await db.all(statement, params)]
     return Page.of(rows, SORTS[sort], page)
 
@@ -183,9 +333,9 @@ def _ticket_count(viewer_is_agent: bool, shape: FilterShape) -> Statement:
     return Statement(_filtered(query, shape))
 
 
-async def count_tickets(db: Db, viewer: Viewer, filters: TicketFilter) -> int:
+async def count_tickets(db: Db, viewer: Viewer, filters: TicketFilter, now: datetime) -> int:
     statement = _ticket_count(viewer.is_agent, filters.shape())
-    return int(await db.scalar(statement, {"viewer_id": viewer.id, **filters.parameters()}))
+    return int(await db.scalar(statement, {"viewer_id": viewer.id, **filters.parameters(now)}))
 
 
 _ONE_TICKET = {
@@ -204,9 +354,13 @@ async def get_ticket(db: Db, viewer: Viewer, ticket_id: int) -> TicketRow | None
 _LOCK = {
     is_agent: Statement(
         _visible(
-            select(tickets.c.author_id, tickets.c.status).where(
-                tickets.c.id == bindparam("ticket_id")
-            ),
+            select(
+                tickets.c.author_id,
+                tickets.c.status,
+                tickets.c.assignee_id,
+                tickets.c.priority,
+                tickets.c.created_at,
+            ).where(tickets.c.id == bindparam("ticket_id")),
             is_agent,
         ).with_for_update()
     )
@@ -215,7 +369,7 @@ _LOCK = {
 
 
 async def lock_ticket(db: Db, viewer: Viewer, ticket_id: int) -> LockedTicket | None:
-    """The ticket's author and status, row-locked until the request's transaction ends."""
+    """What a change to the ticket depends on, row-locked until the request's transaction ends."""
     row = await db.first(_LOCK[viewer.is_agent], {"ticket_id": ticket_id, "viewer_id": viewer.id})
     return LockedTicket(*row) if row is not None else None
 
@@ -234,18 +388,36 @@ async def has_response(db: Db, ticket_id: int) -> bool:
     return bool(await db.scalar(_HAS_RESPONSE, {"ticket_id": ticket_id}))
 
 
-_SET_STATUS = Statement(
-    update(tickets)
-    .where(tickets.c.id == bindparam("ticket_id"))
-    .values(status=bindparam("new_status"), updated_at=bindparam("now"))
+CHANGEABLE = frozenset(
+    {
+        "status",
+        "updated_at",
+        "resolved_at",
+        "assignee_id",
+        "priority",
+        "first_response_due_at",
+        "resolution_due_at",
+    }
 )
+_UPDATES: dict[frozenset[str], Statement] = {}
 
 
-async def set_status(db: Db, ticket_id: int, status: rules.Status, now: datetime) -> None:
-    await db.execute(_SET_STATUS, {"ticket_id": ticket_id, "new_status": status, "now": now})
+async def update_ticket(db: Db, ticket_id: int, values: dict[str, Any]) -> None:
+    """Set some of the `CHANGEABLE` columns (one statement per set of them, built once)."""
+    fields = frozenset(values)
+    statement = _UPDATES.get(fields)
+    if statement is None:
+        assert fields <= CHANGEABLE, fields - CHANGEABLE
+        statement = _UPDATES[fields] = Statement(
+            update(tickets)
+            .where(tickets.c.id == bindparam("ticket_id"))
+            .values({name: bindparam(f"new_{name}") for name in sorted(fields)})
+        )
+    params = {f"new_{name}": value for name, value in values.items()}
+    await db.execute(statement, {**params, "ticket_id": ticket_id})
 
 
-def _quoted(values: frozenset[str]) -> str:
+def _quoted(values: frozenset[str] | tuple[str, ...]) -> str:
     return ", ".join(f"'{value}'" for value in sorted(values))  # our own constants, never input
 
 
@@ -254,16 +426,26 @@ _CREATE_TICKET_POSTGRES = Statement(
     postgres=text(
         f"""
         WITH ticket AS (
-            INSERT INTO tickets (author_id, topic, status, created_at, updated_at)
-            VALUES (:author_id, :topic, '{rules.INITIAL_STATUS}', :now, :now)
+            INSERT INTO tickets (author_id, topic, status, priority, created_at, updated_at,
+                                 first_response_due_at, resolution_due_at)
+            VALUES (:author_id, :topic, '{rules.INITIAL_STATUS}', {rules.DEFAULT_PRIORITY},
+                    :now, :now, :first_response_due_at, :resolution_due_at)
             RETURNING id
         ), message AS (
             INSERT INTO messages (ticket_id, author_id, type, text, created_at)
             SELECT id, CAST(:author_id AS BIGINT), '{rules.message_type(is_agent=False)}',
                    CAST(:text AS TEXT), CAST(:now AS TIMESTAMPTZ)
             FROM ticket
+            RETURNING id
         ), author AS (
             UPDATE users SET tickets_count = tickets_count + 1 WHERE id = :author_id
+        ), event AS (
+            {INSERT_COLUMNS}
+            SELECT ticket.id, CAST(:now AS TIMESTAMPTZ), CAST(:author_id AS BIGINT), 'created',
+                   NULL, json_build_object('topic', CAST(:topic AS TEXT),
+                                           'status', '{rules.INITIAL_STATUS}',
+                                           'message_id', message.id)::text
+            FROM ticket, message, {GUARD}
         )
         SELECT id FROM ticket
         """  # noqa: S608 - only our own constants are formatted in
@@ -276,8 +458,11 @@ _INSERT_TICKET = Statement(
         author_id=bindparam("author_id"),
         topic=bindparam("topic"),
         status=rules.INITIAL_STATUS,
+        priority=rules.DEFAULT_PRIORITY,
         created_at=bindparam("now"),
         updated_at=bindparam("now"),
+        first_response_due_at=bindparam("first_response_due_at"),
+        resolution_due_at=bindparam("resolution_due_at"),
     )
     .returning(tickets.c.id)
 )
@@ -299,32 +484,64 @@ _COUNT_AUTHORED = Statement(
 )
 
 
-async def create_ticket(db: Db, *, author_id: int, topic: str, text: str, now: datetime) -> int:
-    """The ticket, its first message (a request) and the author's ticket count, together."""
-    params = {"author_id": author_id, "topic": topic, "text": text, "now": now}
+async def create_ticket(
+    db: Db, *, author_id: int, topic: str, text: str, now: datetime, due: sla.DueTimes
+) -> int:
+    """The ticket, its first message (a request), the author's ticket count and the event."""
+    params = {"author_id": author_id, "topic": topic, "text": text, "now": now, **due._asdict()}
     if db.dialect == "postgresql":
         return int(await db.scalar(_CREATE_TICKET_POSTGRES, params))
     ticket_id = int(await db.scalar(_INSERT_TICKET, params))
     message = {**params, "ticket_id": ticket_id, "type": rules.message_type(is_agent=False)}
-    await db.execute(_INSERT_MESSAGE, message)
+    message_id = (await db.first(_INSERT_MESSAGE, message) or (None,))[0]
     await db.execute(_COUNT_AUTHORED, params)
+    created = {"topic": topic, "status": rules.INITIAL_STATUS, "message_id": message_id}
+    await events.record(
+        db,
+        ticket_id=ticket_id,
+        actor_id=author_id,
+        now=now,
+        changes=[Change("created", None, created)],
+    )
     return ticket_id
 
 
-def _post_message_postgres(viewer_is_agent: bool) -> Statement:
-    """Lock, rule check, insert, `updated_at` and a customer's reopening, in one statement.
+def _post_message_postgres(message_type: rules.MessageType) -> Statement:
+    """Lock, rule check, insert, the ticket's update and the events, in one statement.
 
     The ticket row comes back with the message, or alone when the rules kept the message
-    out (`rules.CLOSED_TO_MESSAGES`), so the service can say why.
+    out (`rules.CLOSED_TO_MESSAGES`), so the service can say why. A customer's request
+    reopens a resolved ticket; an agent's response may be the ticket's first; a note
+    changes nothing a customer could see, not even `updated_at`.
     """
-    scope = "" if viewer_is_agent else "AND author_id = :viewer_id"
-    message_type = rules.message_type(is_agent=viewer_is_agent)
-    new_status = (
-        "status"
-        if viewer_is_agent
-        else f"CASE WHEN status IN ({_quoted(rules.REOPENED_BY_CUSTOMER)}) "
-        f"THEN '{rules.INITIAL_STATUS}' ELSE status END"
-    )
+    is_agent = message_type != rules.message_type(is_agent=False)
+    scope = "" if is_agent else "AND author_id = :viewer_id"
+    if message_type == "note":
+        touched = ""
+        kinds = "('note', NULL, json_build_object('message_id', message.id)::text)"
+        which = "true"
+    else:
+        if is_agent:
+            changes = "first_response_at = COALESCE(first_response_at, CAST(:now AS TIMESTAMPTZ))"
+        else:
+            changes = (
+                f"status = CASE WHEN status IN ({_quoted(rules.REOPENED_BY_CUSTOMER)}) "
+                f"THEN '{rules.INITIAL_STATUS}' ELSE status END"
+            )
+        touched = f"""
+            , touched AS (
+                UPDATE tickets SET {changes}, updated_at = CAST(:now AS TIMESTAMPTZ)
+                WHERE id = (SELECT id FROM ticket) AND EXISTS (SELECT FROM message)
+            )"""  # noqa: S608 - only our own constants are formatted in
+        kinds = f"""
+            ('message', NULL,
+             json_build_object('message_id', message.id, 'type', message.type)::text),
+            ('status', json_build_object('status', ticket.status)::text,
+             json_build_object('status', '{rules.INITIAL_STATUS}')::text)"""
+        reopens = (
+            "false" if is_agent else f"ticket.status IN ({_quoted(rules.REOPENED_BY_CUSTOMER)})"
+        )
+        which = f"e.kind = 'message' OR {reopens}"
     return Statement(
         None,
         postgres=text(
@@ -337,9 +554,12 @@ def _post_message_postgres(viewer_is_agent: bool) -> Statement:
                        CAST(:text AS TEXT), CAST(:now AS TIMESTAMPTZ)
                 FROM ticket WHERE status NOT IN ({_quoted(rules.CLOSED_TO_MESSAGES)})
                 RETURNING id, created_at, type, text
-            ), touched AS (
-                UPDATE tickets SET status = {new_status}, updated_at = CAST(:now AS TIMESTAMPTZ)
-                WHERE id = (SELECT id FROM ticket) AND EXISTS (SELECT FROM message)
+            ){touched}, event AS (
+                {INSERT_COLUMNS}
+                SELECT ticket.id, CAST(:now AS TIMESTAMPTZ), CAST(:viewer_id AS BIGINT),
+                       e.kind, e.before, e.after
+                FROM ticket, message, {GUARD}, LATERAL (VALUES {kinds}) AS e(kind, before, after)
+                WHERE {which}
             )
             SELECT ticket.status, message.id, message.created_at, message.type, message.text
             FROM ticket LEFT JOIN message ON true
@@ -349,7 +569,20 @@ def _post_message_postgres(viewer_is_agent: bool) -> Statement:
     )
 
 
-_POST_MESSAGE_POSTGRES = {is_agent: _post_message_postgres(is_agent) for is_agent in (False, True)}
+_POST_MESSAGE_POSTGRES = {kind: _post_message_postgres(kind) for kind in rules.POSTED_TYPES}
+_ANSWERED = Statement(
+    update(tickets)
+    .where(tickets.c.id == bindparam("ticket_id"))
+    .values(
+        updated_at=bindparam("now"),
+        first_response_at=func.coalesce(tickets.c.first_response_at, bindparam("now")),
+    )
+)
+_SET_STATUS = Statement(
+    update(tickets)
+    .where(tickets.c.id == bindparam("ticket_id"))
+    .values(status=bindparam("new_status"), updated_at=bindparam("now"))
+)
 
 
 class PostedMessage(NamedTuple):
@@ -360,12 +593,13 @@ class PostedMessage(NamedTuple):
 
 
 async def post_message(
-    db: Db, viewer: Viewer, ticket_id: int, text: str, now: datetime
+    db: Db, viewer: Viewer, ticket_id: int, text: str, now: datetime, *, internal: bool = False
 ) -> PostedMessage | None:
-    """The message on the ticket, with the ticket's `updated_at` and status; None: no ticket."""
+    """The message on the ticket, the ticket's update and the events; None: no such ticket."""
+    message_type = rules.message_type(is_agent=viewer.is_agent, internal=internal)
     params = {"ticket_id": ticket_id, "viewer_id": viewer.id, "text": text, "now": now}
     if db.dialect == "postgresql":
-        row = await db.first(_POST_MESSAGE_POSTGRES[viewer.is_agent], params)
+        row = await db.first(_POST_MESSAGE_POSTGRES[message_type], params)
         if row is None:
             return None
         status, *message = row
@@ -375,25 +609,130 @@ async def post_message(
         return None
     if ticket.status in rules.CLOSED_TO_MESSAGES:
         return PostedMessage(ticket.status, None)
-    values = {
-        **params,
-        "author_id": viewer.id,
-        "type": rules.message_type(is_agent=viewer.is_agent),
-    }
+    values = {**params, "author_id": viewer.id, "type": message_type}
     inserted = await db.first(_INSERT_MESSAGE, values)
     assert inserted is not None
-    new_status = rules.status_after_message(ticket.status, is_agent=viewer.is_agent)
-    await set_status(db, ticket_id, new_status, now)
-    return PostedMessage(ticket.status, MessageRow(*inserted))
+    posted = MessageRow(*inserted)
+    changes: list[Change] = []
+    if message_type == "note":
+        changes.append(Change("note", None, {"message_id": posted.id}))
+    else:
+        changes.append(Change("message", None, {"message_id": posted.id, "type": posted.type}))
+        if viewer.is_agent:
+            await db.execute(_ANSWERED, params)
+        else:
+            new_status = rules.status_after_message(ticket.status, is_agent=False)
+            await db.execute(_SET_STATUS, {**params, "new_status": new_status})
+            if new_status != ticket.status:
+                changes.append(Change("status", {"status": ticket.status}, {"status": new_status}))
+    await events.record(db, ticket_id=ticket_id, actor_id=viewer.id, now=now, changes=changes)
+    return PostedMessage(ticket.status, posted)
+
+
+_OPEN = tuple(sorted(rules.OPEN_STATUSES))
+_UNASSIGN_POSTGRES = Statement(
+    None,
+    postgres=text(
+        f"""
+        WITH gone AS (
+            UPDATE tickets SET assignee_id = NULL
+            WHERE assignee_id = :agent_id AND status IN ({_quoted(_OPEN)})
+            RETURNING id
+        )
+        {INSERT_COLUMNS}
+        SELECT gone.id, CAST(:now AS TIMESTAMPTZ), CAST(:actor_id AS BIGINT), 'assignee',
+               json_build_object('assignee_id', CAST(:agent_id AS BIGINT))::text,
+               json_build_object('assignee_id', NULL)::text
+        FROM gone, {GUARD}
+        """  # noqa: S608 - only our own constants are formatted in
+    ),
+)
+_ASSIGNED_OPEN = Statement(
+    select(tickets.c.id)
+    .where(tickets.c.assignee_id == bindparam("agent_id"), tickets.c.status.in_(constants(*_OPEN)))
+    .order_by(tickets.c.id)
+    .with_for_update()
+)
+_UNASSIGN = Statement(
+    update(tickets)
+    .where(tickets.c.assignee_id == bindparam("agent_id"), tickets.c.status.in_(constants(*_OPEN)))
+    .values(assignee_id=None)
+)
+
+
+async def unassign_agent(db: Db, *, agent_id: int, actor_id: int, now: datetime) -> None:
+    """The agent's open tickets lose their assignee, each with its event, in this transaction."""
+    params = {"agent_id": agent_id, "actor_id": actor_id, "now": now}
+    if db.dialect == "postgresql":
+        await db.execute(_UNASSIGN_POSTGRES, params)
+        return
+    ticket_ids = [row[0] for row in await db.all(_ASSIGNED_OPEN, params)]
+    await db.execute(_UNASSIGN, params)
+    for ticket_id in ticket_ids:
+        await events.record(
+            db,
+            ticket_id=ticket_id,
+            actor_id=actor_id,
+            now=now,
+            changes=[Change("assignee", {"assignee_id": agent_id}, {"assignee_id": None})],
+        )
+
+
+_ACTIVE_AGENT = Statement(
+    select(users.c.id).where(
+        users.c.id == bindparam("user_id"),
+        users.c.is_active,
+        or_(users.c.is_staff, users.c.is_superuser),
+    )
+)
+
+
+async def is_active_agent(db: Db, user_id: int) -> bool:
+    return await db.first(_ACTIVE_AGENT, {"user_id": user_id}) is not None
+
+
+class RatingTarget(NamedTuple):
+    status: rules.Status
+    rating_score: int | None
+
+
+_LOCK_FOR_RATING = Statement(
+    select(tickets.c.status, tickets.c.rating_score)
+    .where(tickets.c.id == bindparam("ticket_id"), tickets.c.author_id == bindparam("viewer_id"))
+    .with_for_update()
+)
+_RATE = Statement(
+    update(tickets)
+    .where(tickets.c.id == bindparam("ticket_id"))
+    .values(
+        rating_score=bindparam("score"),
+        rating_comment=bindparam("comment"),
+        rated_at=bindparam("now"),
+    )
+)
+
+
+async def lock_for_rating(db: Db, *, author_id: int, ticket_id: int) -> RatingTarget | None:
+    """The author's ticket, row-locked; None if it is not theirs."""
+    row = await db.first(_LOCK_FOR_RATING, {"ticket_id": ticket_id, "viewer_id": author_id})
+    return RatingTarget(*row) if row is not None else None
+
+
+async def rate(db: Db, *, ticket_id: int, score: int, comment: str | None, now: datetime) -> None:
+    await db.execute(
+        _RATE, {"ticket_id": ticket_id, "score": score, "comment": comment, "now": now}
+    )
 
 
 def _message_page(viewer_is_agent: bool) -> Statement:
     """The ticket, if the viewer may see it, joined with one page of its messages.
 
     One statement for both: a ticket the viewer may not see gives no row at all; a visible
-    one with no messages past the cursor gives one row of NULLs.
+    one with no messages past the cursor gives one row of NULLs. Customers never read notes.
     """
-    page = messages.c.ticket_id == tickets.c.id, MESSAGES_IN_ORDER.after()
+    page = [messages.c.ticket_id == tickets.c.id, MESSAGES_IN_ORDER.after()]
+    if not viewer_is_agent:
+        page.append(messages.c.type != constants("note")[0])
     query = (
         select(*_MESSAGE_COLUMNS)
         .select_from(tickets.outerjoin(messages, and_(*page)))
@@ -423,12 +762,15 @@ async def message_page(
     return Page.of(found, MESSAGES_IN_ORDER, page)
 
 
-_COUNT_MESSAGES = Statement(
-    select(func.count()).where(
-        messages.c.ticket_id == bindparam("ticket_id", type_=tickets.c.id.type)
-    )
-)
+_ON_TICKET = messages.c.ticket_id == bindparam("ticket_id", type_=tickets.c.id.type)
+_COUNT_MESSAGES = {
+    True: Statement(select(func.count()).where(_ON_TICKET)),
+    False: Statement(
+        select(func.count()).where(_ON_TICKET, messages.c.type != constants("note")[0])
+    ),
+}
 
 
-async def count_messages(db: Db, ticket_id: int) -> int:
-    return int(await db.scalar(_COUNT_MESSAGES, {"ticket_id": ticket_id}))
+async def count_messages(db: Db, viewer: Viewer, ticket_id: int) -> int:
+    """How many of the ticket's messages the viewer may read (notes for agents only)."""
+    return int(await db.scalar(_COUNT_MESSAGES[viewer.is_agent], {"ticket_id": ticket_id}))

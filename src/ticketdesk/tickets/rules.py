@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ticketdesk.errors import BadRequest, Conflict
+from ticketdesk.errors import BadRequest, Conflict, Forbidden
 
 Status = Literal["pending", "resolved", "unresolved", "canceled"]
-MessageType = Literal["request", "response", "other"]
+MessageType = Literal["request", "response", "other", "note"]
+Priority = Literal["low", "normal", "high", "urgent"]
+
+PRIORITIES: tuple[Priority, ...] = ("low", "normal", "high", "urgent")
+"""In rank order: a ticket keeps its priority's rank (0 to 3), so urgent sorts first."""
+DEFAULT_PRIORITY = PRIORITIES.index("normal")
+POSTED_TYPES: tuple[MessageType, ...] = ("request", "response", "note")
+"""What a customer (request) or an agent (response, or an internal note) posts."""
 
 AUTHOR_TARGETS: frozenset[Status] = frozenset({"canceled"})
 AGENT_TARGETS: frozenset[Status] = frozenset({"pending", "resolved", "unresolved"})
@@ -15,6 +22,8 @@ REOPENED_BY_CUSTOMER: frozenset[Status] = frozenset({"resolved", "unresolved"})
 INITIAL_STATUS: Status = "pending"
 """The status of a new ticket, and of one its customer writes on again."""
 CLOSED_TO_MESSAGES: frozenset[Status] = frozenset({"canceled"})
+OPEN_STATUSES: frozenset[Status] = frozenset({"pending", "unresolved"})
+"""Tickets still being worked on: an agent who leaves is taken off these."""
 
 
 def allowed_targets(*, is_author: bool, is_agent: bool) -> frozenset[Status]:
@@ -46,8 +55,21 @@ def check_status_change(
     return True
 
 
-def message_type(*, is_agent: bool) -> MessageType:
+def message_type(*, is_agent: bool, internal: bool = False) -> MessageType:
+    """A customer writes requests; an agent responses, or internal notes no customer sees."""
+    if internal:
+        if not is_agent:
+            raise Forbidden("only staff write internal notes")
+        return "note"
     return "response" if is_agent else "request"
+
+
+def priority_name(rank: int) -> Priority:
+    return PRIORITIES[rank]
+
+
+def priority_rank(name: Priority) -> int:
+    return PRIORITIES.index(name)
 
 
 def check_can_post(current: Status) -> None:

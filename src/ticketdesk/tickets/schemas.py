@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from ticketdesk.schemas import NotBlank, RequestBody, Storable, UtcDatetime
+from ticketdesk.tickets import rules, sla
 from ticketdesk.tickets.repository import MessageRow, TicketRow
-from ticketdesk.tickets.rules import MessageType, Status
+from ticketdesk.tickets.rules import MessageType, Priority, Status
 
 MessageText = Annotated[str, StringConstraints(min_length=1), Storable, NotBlank]
 
@@ -17,13 +18,20 @@ class TicketCreate(RequestBody):
     text: Annotated[MessageText, Field(description="the ticket's first message")]
 
 
-TicketSort = Literal["created_at", "-created_at", "updated_at", "-updated_at"]
+TicketSort = Literal[
+    "created_at", "-created_at", "updated_at", "-updated_at", "priority", "-priority", "due"
+]
+Assignee = Annotated[str, StringConstraints(pattern=r"^(me|none|[1-9][0-9]{0,18})$")]
 
 
 class TicketQuery(BaseModel):
-    """Filters and order of GET /tickets; every combination is served by an index."""
+    """Filters and order of GET /tickets."""
 
-    sort: TicketSort = Field(default="created_at", description="a leading - for newest first")
+    sort: TicketSort = Field(
+        default="created_at",
+        description="a leading - for newest (or most urgent) first; `due`: the next due time "
+        "first, tickets with nothing due last; priority and due are for staff only",
+    )
     status: list[Status] = Field(default=[], description="repeat for several")
     author: Annotated[str, Storable] | None = Field(
         default=None, max_length=320, description="email; staff only"
@@ -31,6 +39,13 @@ class TicketQuery(BaseModel):
     created_after: UtcDatetime | None = None
     created_before: UtcDatetime | None = None
     updated_after: UtcDatetime | None = None
+    assignee: Assignee | None = Field(
+        default=None, description="`me`, `none` (unassigned) or a user id; staff only"
+    )
+    priority: list[Priority] = Field(default=[], description="repeat for several; staff only")
+    breached: bool | None = Field(
+        default=None, description="true: a service-level due time was missed; staff only"
+    )
 
 
 class TicketCreated(BaseModel):
@@ -41,22 +56,104 @@ class StatusChange(RequestBody):
     status: Status
 
 
+class TicketChange(RequestBody):
+    """Any of: a new status; and, for staff, an assignee (null: nobody) and a priority."""
+
+    status: Status | None = None
+    assignee_id: int | None = Field(
+        default=None, description="an active agent's id, or null to unassign; staff only"
+    )
+    priority: Priority | None = Field(default=None, description="staff only")
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if not self.model_fields_set & {"status", "assignee_id", "priority"}:
+            raise ValueError("name at least one of status, assignee_id, priority")
+        if "status" in self.model_fields_set and self.status is None:
+            raise ValueError("status cannot be null")
+        if "priority" in self.model_fields_set and self.priority is None:
+            raise ValueError("priority cannot be null")
+        return self
+
+
+class RatingIn(RequestBody):
+    score: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, StringConstraints(max_length=2000), Storable] | None = None
+
+
+class Rating(BaseModel):
+    score: int = Field(description="1 (poor) to 5 (excellent)")
+    comment: str | None
+    rated_at: datetime
+
+    @classmethod
+    def of(cls, row: TicketRow) -> Rating | None:
+        if row.rating_score is None or row.rated_at is None:
+            return None
+        return cls(score=row.rating_score, comment=row.rating_comment, rated_at=row.rated_at)
+
+
+_STAFF = "staff only"
+
+
 class TicketOut(BaseModel):
+    """A ticket. Fields marked staff only are left out of a customer's answers."""
+
     id: int
     created_at: datetime
     updated_at: datetime
-    author: str | None = Field(default=None, description="the author's email; for staff only")
+    author: str | None = Field(default=None, description="the author's email; staff only")
     topic: str
     status: Status
+    rating: Rating | None = Field(default=None, description="the author's, once resolved")
+    assignee_id: int | None = Field(default=None, description=_STAFF)
+    priority: Priority | None = Field(default=None, description=_STAFF)
+    first_response_due_at: datetime | None = Field(default=None, description=_STAFF)
+    resolution_due_at: datetime | None = Field(default=None, description=_STAFF)
+    breached: bool | None = Field(
+        default=None, description="a due time passed unmet, or was met late; staff only"
+    )
 
     @classmethod
-    def of(cls, row: TicketRow) -> TicketOut:
-        # Read from the row's attributes by pydantic-core: faster than model_construct.
-        return cls.model_validate(row, from_attributes=True)
+    def of(cls, row: TicketRow, *, agent: bool, now: datetime) -> TicketOut:
+        fields: dict[str, Any] = {
+            "id": row.id,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "topic": row.topic,
+            "status": row.status,
+        }
+        rating = Rating.of(row)
+        if rating is not None or agent:
+            fields["rating"] = rating
+        if agent:
+            fields.update(
+                author=row.author,
+                assignee_id=row.assignee_id,
+                priority=rules.priority_name(row.priority),
+                first_response_due_at=row.first_response_due_at,
+                resolution_due_at=row.resolution_due_at,
+                breached=sla.breached(_sla_state(row), now),
+            )
+        # Fields not given stay unset, and answers leave unset fields out.
+        return cls(**fields)
+
+
+def _sla_state(row: TicketRow) -> sla.SlaState:
+    return sla.SlaState(
+        row.status,
+        row.first_response_due_at,
+        row.resolution_due_at,
+        row.first_response_at,
+        row.resolved_at,
+    )
 
 
 class MessageCreate(RequestBody):
     text: MessageText
+    internal: bool = Field(
+        default=False, description="true: an internal note, never shown to the customer; staff only"
+    )
 
 
 class MessageOut(BaseModel):

@@ -9,6 +9,7 @@ from ticketdesk.auth import service as auth
 from ticketdesk.auth.dependencies import CurrentUser, StaffUser, bearer_scheme
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db
+from ticketdesk.models import utcnow
 from ticketdesk.pagination import DEFAULT_LIMIT, Page, PageRequest
 from ticketdesk.schemas import ObjectId
 from ticketdesk.settings import AppSettings
@@ -99,7 +100,9 @@ async def _detail(
     tickets = await list_tickets(
         db, viewer=viewer, page=page, filters=TicketFilter(author_id=user_id)
     )
-    detail = UserDetail(**row._asdict(), tickets=[TicketOut.of(t) for t in tickets.items])
+    detail = UserDetail(
+        **row._asdict(), tickets=[TicketOut.of(t, agent=True, now=utcnow()) for t in tickets.items]
+    )
     return detail, tickets
 
 

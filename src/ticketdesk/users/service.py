@@ -16,6 +16,7 @@ from ticketdesk.models import utcnow
 from ticketdesk.pagination import Page, PageRequest
 from ticketdesk.schemas import normalize_email
 from ticketdesk.staff_keys import service as staff_keys
+from ticketdesk.tickets import service as tickets
 from ticketdesk.users import repository
 from ticketdesk.users.repository import UserDetailRow, UserListRow, UserRow
 from ticketdesk.users.schemas import MeUpdate, UserCreate, UserUpdate
@@ -106,6 +107,12 @@ async def update_user(db: Db, *, actor: Viewer, user_id: int, changes: UserUpdat
     if changes.is_active is False:
         # Unblocking later must not bring the old tokens back.
         await auth.revoke_all_tokens(db, user_id=user_id)
+    still_agent = (target.is_staff if changes.is_staff is None else changes.is_staff) or (
+        target.is_superuser
+    )
+    was_agent = target.is_staff or target.is_superuser
+    if was_agent and (changes.is_active is False or not still_agent):
+        await tickets.agent_left(db, agent_id=user_id, actor=actor)
 
 
 async def update_me(db: Db, *, user: Viewer, changes: MeUpdate) -> int | None:
