@@ -27,8 +27,20 @@ AUTHENTICATED = [
     ("PUT", "/tickets/{ticket}", {"status": "canceled"}),
     ("GET", "/tickets/{ticket}/messages", None),
     ("POST", "/tickets/{ticket}/messages", {"text": "x"}),
+    ("GET", "/tickets/{ticket}/events", None),
+    ("POST", "/tickets/{ticket}/rating", {"score": 5}),
+    ("GET", "/events", None),
 ]
 STAFF_ONLY = [
+    ("GET", "/events", None),
+    ("GET", "/tickets?assignee=me", None),
+    ("GET", "/tickets?priority=high", None),
+    ("GET", "/tickets?sort=-priority", None),
+    ("GET", "/tickets?sort=due", None),
+    ("GET", "/tickets?breached=true", None),
+    ("PATCH", "/tickets/{ticket}", {"priority": "high"}),
+    ("PATCH", "/tickets/{ticket}", {"assignee_id": 1}),
+    ("POST", "/tickets/{ticket}/messages", {"text": "x", "internal": True}),
     ("GET", "/users", None),
     ("GET", "/users/{user}", None),
     ("PATCH", "/users/{user}", {"username": "x"}),
@@ -45,6 +57,8 @@ SOMEONE_ELSES_TICKET = [
     ("PUT", "/tickets/{ticket}", {"status": "canceled"}),
     ("GET", "/tickets/{ticket}/messages", None),
     ("POST", "/tickets/{ticket}/messages", {"text": "x"}),
+    ("GET", "/tickets/{ticket}/events", None),
+    ("POST", "/tickets/{ticket}/rating", {"score": 5}),
 ]
 PUBLIC = [("GET", "/time"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json")]
 
@@ -89,8 +103,13 @@ async def test_customer_on_staff_endpoints_is_403(
     path: str,
     body: object,
 ) -> None:
-    response = await call(client, method, path, body, customer, user=other_customer.id)
+    ticket = await open_ticket(client, customer)
+    response = await call(
+        client, method, path, body, customer, ticket=ticket, user=other_customer.id
+    )
     assert response.status_code == 403
+    mine = (await client.get(f"/tickets/{ticket}/messages", headers=customer.headers)).json()
+    assert len(mine) == 1
 
 
 @pytest.mark.parametrize(("method", "path", "body"), SUPERUSER_ONLY, ids=ids(SUPERUSER_ONLY))

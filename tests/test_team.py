@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import Account, MakeUser, open_ticket
+from conftest import Account, MakeUser, add_account, client_with, open_ticket
+from ticketdesk.settings import Settings
+from ticketdesk.tickets import sla
 
 
 async def patch(
@@ -425,3 +431,112 @@ async def test_due_times_follow_the_priority(
     assert resolution - created == timedelta(hours=4)
     customer_view = await get(client, customer, f"/tickets/{ticket_id}")
     assert not {"first_response_due_at", "resolution_due_at", "breached"} & set(customer_view)
+
+
+async def test_breached_once_a_due_time_passes_and_sorted_by_due(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    # Targets of about a second: urgent is due first, low never within the test.
+    tight = "urgent=0.0002,high=0.0003,normal=0.0004,low=100"
+    async with client_with(
+        database_url, tmp_path, sla_first_response_hours=tight, sla_resolution_hours=tight
+    ) as client:
+        customer = await add_account(engine, "c@example.com")
+        staff = await add_account(engine, "s@example.com", role="staff")
+        slow, answered, calm = [await open_ticket(client, customer) for _ in range(3)]
+        await patch(client, staff, slow, priority="urgent")
+        await patch(client, staff, calm, priority="low")
+        await post(client, staff, answered, "on it")  # answered in time, resolution still due
+        by_due = await get(client, staff, "/tickets?sort=due")
+        assert [t["id"] for t in by_due] == [slow, answered, calm]
+        await asyncio.sleep(2)
+        breached = await get(client, staff, "/tickets?breached=true")
+        assert [t["id"] for t in breached] == [slow, answered]
+        assert all(t["breached"] for t in breached)
+        kept = await get(client, staff, "/tickets?breached=false")
+        assert [(t["id"], t["breached"]) for t in kept] == [(calm, False)]
+        page = await client.get("/tickets?sort=due&limit=1", headers=staff.headers)
+        second = await client.get(page.headers["Link"][1:].split(">")[0], headers=staff.headers)
+        assert [t["id"] for t in second.json()] == [answered]
+
+
+def test_business_hours_count_only_open_hours() -> None:
+    calendar = sla.BusinessHours.parse("Mon-Fri 09:00-17:00 Europe/Berlin")
+    friday_4pm = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)  # 16:00 in Berlin
+    assert calendar.add(friday_4pm, 1) == datetime(2026, 12, 4, 16, 0, tzinfo=UTC)
+    # One hour left on Friday, three on Monday from 09:00 Berlin (08:00 UTC).
+    assert calendar.add(friday_4pm, 4) == datetime(2026, 12, 7, 11, 0, tzinfo=UTC)
+    saturday = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert calendar.add(saturday, 8) == datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
+    # Summer time: 09:00 in Berlin is 07:00 UTC.
+    assert calendar.add(datetime(2026, 7, 6, 6, 0, tzinfo=UTC), 1) == datetime(
+        2026, 7, 6, 8, 0, tzinfo=UTC
+    )
+    policy = sla.Policy(
+        sla.parse_hours("urgent=1,high=2,normal=8,low=16"), {0: 1, 1: 1, 2: 1, 3: 1}
+    )
+    assert policy.due(friday_4pm, 3).first_response_due_at == friday_4pm + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "calendar",
+    ["weekdays 9-5", "Mon-Fri 17:00-09:00 Europe/Berlin", "Mon-Fri 09:00-17:00 Mars/Base"],
+)
+def test_a_bad_calendar_is_refused_at_start(calendar: str) -> None:
+    with pytest.raises(ValueError, match=r"calendar|close after|time zone"):
+        Settings(_env_file=None, sla_business_hours=calendar)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="no hours for"):
+        Settings(_env_file=None, sla_first_response_hours="urgent=1")  # type: ignore[call-arg]
+
+
+# search
+
+
+def ids_of(body: list[Any]) -> list[int]:
+    return sorted(t["id"] for t in body)
+
+
+async def test_search_matches_stemmed_words_of_topics_and_messages(
+    client: httpx.AsyncClient, customer: Account, other_customer: Account, staff: Account
+) -> None:
+    invoice = await open_ticket(client, customer, topic="Invoice wrong", text="charged twice")
+    printer = await open_ticket(client, customer, topic="printer", text="the paper jams")
+    theirs = await open_ticket(client, other_customer, topic="invoices", text="charged in March")
+    await post(client, staff, printer, "their invoice is attached", internal=True)
+    await post(client, customer, printer, "jamming again since the update")
+
+    async def found(account: Account, query: str) -> list[int]:
+        return ids_of(await get(client, account, f"/tickets?q={query}"))
+
+    assert await found(customer, "invoices") == [invoice]  # stemmed; own tickets; no notes
+    assert await found(staff, "invoice") == [invoice, printer, theirs]  # notes too
+    assert await found(customer, "charged twice") == [invoice]  # every word must match
+    assert await found(customer, "charged update") == []
+    assert await found(customer, "jammed") == [printer]  # a later message counts
+    assert await found(customer, '"paper jams"') == [printer]  # a phrase
+    assert await found(customer, '"jams paper"') == []
+    assert await found(staff, "charged&status=pending&sort=-created_at") == [invoice, theirs]
+    await post(client, staff, invoice, "refunded")
+    await patch(client, staff, invoice, status="resolved")
+    assert await found(staff, "charged&status=pending") == [theirs]
+    counted = await client.get("/tickets?q=invoice&count=true", headers=staff.headers)
+    assert counted.headers["X-Total-Count"] == "3"
+
+
+@pytest.mark.parametrize("query", ["%22%22", "...", "x" * 501, "%00"])
+async def test_a_search_with_nothing_to_find_is_400(
+    client: httpx.AsyncClient, customer: Account, query: str
+) -> None:
+    response = await client.get(f"/tickets?q={query}", headers=customer.headers)
+    assert response.status_code == 400
+
+
+async def test_search_words_are_never_operators(
+    client: httpx.AsyncClient, customer: Account
+) -> None:
+    ticket_id = await open_ticket(client, customer, topic="a OR b", text="NEAR(x y) col:z*")
+    for query in ("OR", "NEAR(x", "col:z*", "a OR b", '"x y"'):
+        response = await client.get("/tickets", params={"q": query}, headers=customer.headers)
+        assert response.status_code == 200, (query, response.text)
+    body = await get(client, customer, "/tickets?q=col%3Az*")
+    assert ids_of(body) == [ticket_id]

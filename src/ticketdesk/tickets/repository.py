@@ -48,7 +48,7 @@ from ticketdesk.pagination import (
     timestamp_from_json,
 )
 from ticketdesk.schemas import MAX_ID, normalize_email
-from ticketdesk.tickets import rules, sla
+from ticketdesk.tickets import rules, search, sla
 
 
 class TicketRow(NamedTuple):
@@ -194,7 +194,7 @@ AGENT_SORTS = frozenset({"priority", "-priority", "due"})
 """Orders that would tell a customer what only staff may know."""
 MESSAGES_IN_ORDER = Sort(name="id", id=messages.c.id, start=(None, 0))
 
-FilterShape = tuple[int, bool, bool, bool, bool, bool, bool, bool, int, bool | None]
+FilterShape = tuple[int, bool, bool, bool, bool, bool, bool, bool, int, bool | None, bool]
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,7 @@ class TicketFilter:
     unassigned: bool = False
     priorities: tuple[int, ...] = ()
     breached: bool | None = None
+    search: str | None = None  # words, or "phrases in quotes", all of which must match
 
     def __post_init__(self) -> None:
         # Each value once: the statement depends on how many there are (a bounded number).
@@ -240,6 +241,7 @@ class TicketFilter:
             self.unassigned,
             len(self.priorities),
             self.breached,
+            self.search is not None,
         )
 
     def parameters(self, now: datetime) -> dict[str, Any]:
@@ -255,12 +257,18 @@ class TicketFilter:
             assignee_id=self.assignee_id,
             now=now,
         )
+        if self.search is not None:
+            params.update(search=self.search, fts_search=search.fts5_query(self.search))
         return params
 
 
-def _filtered(query: Select[Any], shape: FilterShape) -> Select[Any]:
+def _filtered(
+    query: Select[Any], shape: FilterShape, viewer_is_agent: bool, dialect: str
+) -> Select[Any]:
     (statuses, by_email, by_id, created_after, created_before, updated_after) = shape[:6]
-    by_assignee, unassigned, priorities, breached = shape[6:]
+    by_assignee, unassigned, priorities, breached, searched = shape[6:]
+    if searched:
+        query = query.where(search.matches(viewer_is_agent, dialect))
     if statuses:
         query = query.where(
             tickets.c.status.in_(
@@ -303,7 +311,11 @@ def _filtered(query: Select[Any], shape: FilterShape) -> Select[Any]:
 @lru_cache(maxsize=512)
 def ticket_page_statement(viewer_is_agent: bool, shape: FilterShape, sort: str) -> Statement:
     """Built once per viewer kind, set of filters and sort order (a bounded number of them)."""
-    return Statement(paginate(_filtered(_tickets_for(viewer_is_agent), shape), SORTS[sort]))
+    query = _tickets_for(viewer_is_agent)
+    return Statement(
+        paginate(_filtered(query, shape, viewer_is_agent, "sqlite"), SORTS[sort]),
+        postgres=paginate(_filtered(query, shape, viewer_is_agent, "postgresql"), SORTS[sort]),
+    )
 
 
 def ticket_page_query(
@@ -330,7 +342,10 @@ async def ticket_page(
 @lru_cache(maxsize=128)
 def _ticket_count(viewer_is_agent: bool, shape: FilterShape) -> Statement:
     query = _visible(select(func.count()).select_from(tickets), viewer_is_agent)
-    return Statement(_filtered(query, shape))
+    return Statement(
+        _filtered(query, shape, viewer_is_agent, "sqlite"),
+        postgres=_filtered(query, shape, viewer_is_agent, "postgresql"),
+    )
 
 
 async def count_tickets(db: Db, viewer: Viewer, filters: TicketFilter, now: datetime) -> int:
@@ -427,9 +442,12 @@ _CREATE_TICKET_POSTGRES = Statement(
         f"""
         WITH ticket AS (
             INSERT INTO tickets (author_id, topic, status, priority, created_at, updated_at,
-                                 first_response_due_at, resolution_due_at)
+                                 first_response_due_at, resolution_due_at, search_public)
             VALUES (:author_id, :topic, '{rules.INITIAL_STATUS}', {rules.DEFAULT_PRIORITY},
-                    :now, :now, :first_response_due_at, :resolution_due_at)
+                    :now, :now, :first_response_due_at, :resolution_due_at,
+                    to_tsvector('{search.CONFIG}', CAST(:topic AS VARCHAR))
+                    || to_tsvector('{search.CONFIG}',
+                                   left(CAST(:text AS TEXT), {search.INDEXED_CHARACTERS})))
             RETURNING id
         ), message AS (
             INSERT INTO messages (ticket_id, author_id, type, text, created_at)
@@ -516,8 +534,9 @@ def _post_message_postgres(message_type: rules.MessageType) -> Statement:
     """
     is_agent = message_type != rules.message_type(is_agent=False)
     scope = "" if is_agent else "AND author_id = :viewer_id"
+    text_added = "CAST(:text AS TEXT)"
     if message_type == "note":
-        touched = ""
+        changes = search.extend("search_notes", text_added)
         kinds = "('note', NULL, json_build_object('message_id', message.id)::text)"
         which = "true"
     else:
@@ -528,11 +547,8 @@ def _post_message_postgres(message_type: rules.MessageType) -> Statement:
                 f"status = CASE WHEN status IN ({_quoted(rules.REOPENED_BY_CUSTOMER)}) "
                 f"THEN '{rules.INITIAL_STATUS}' ELSE status END"
             )
-        touched = f"""
-            , touched AS (
-                UPDATE tickets SET {changes}, updated_at = CAST(:now AS TIMESTAMPTZ)
-                WHERE id = (SELECT id FROM ticket) AND EXISTS (SELECT FROM message)
-            )"""  # noqa: S608 - only our own constants are formatted in
+        changes += ", updated_at = CAST(:now AS TIMESTAMPTZ), "
+        changes += search.extend("search_public", text_added)
         kinds = f"""
             ('message', NULL,
              json_build_object('message_id', message.id, 'type', message.type)::text),
@@ -554,7 +570,10 @@ def _post_message_postgres(message_type: rules.MessageType) -> Statement:
                        CAST(:text AS TEXT), CAST(:now AS TIMESTAMPTZ)
                 FROM ticket WHERE status NOT IN ({_quoted(rules.CLOSED_TO_MESSAGES)})
                 RETURNING id, created_at, type, text
-            ){touched}, event AS (
+            ), touched AS (
+                UPDATE tickets SET {changes}
+                WHERE id = (SELECT id FROM ticket) AND EXISTS (SELECT FROM message)
+            ), event AS (
                 {INSERT_COLUMNS}
                 SELECT ticket.id, CAST(:now AS TIMESTAMPTZ), CAST(:viewer_id AS BIGINT),
                        e.kind, e.before, e.after

@@ -91,6 +91,7 @@ async def list_tickets(
         unassigned=unassigned,
         priorities=tuple(rules.priority_rank(name) for name in filters.priority),
         breached=filters.breached,
+        search=filters.q,
     )
     result = await service.list_tickets(
         db, viewer=user, page=page, filters=criteria, sort=filters.sort

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from ticketdesk.schemas import NotBlank, RequestBody, Storable, UtcDatetime
-from ticketdesk.tickets import rules, sla
+from ticketdesk.tickets import rules, search, sla
 from ticketdesk.tickets.repository import MessageRow, TicketRow
 from ticketdesk.tickets.rules import MessageType, Priority, Status
 
@@ -45,6 +45,12 @@ class TicketQuery(BaseModel):
     priority: list[Priority] = Field(default=[], description="repeat for several; staff only")
     breached: bool | None = Field(
         default=None, description="true: a service-level due time was missed; staff only"
+    )
+    q: Annotated[str, Storable] | None = Field(
+        default=None,
+        max_length=search.MAX_LENGTH,
+        description='words to find in the topic and messages, all of them (stemmed); a "phrase '
+        'in quotes" as a phrase. Staff also search internal notes',
     )
 
 

@@ -14,7 +14,7 @@ from ticketdesk.events.repository import record as record_events
 from ticketdesk.models import utcnow
 from ticketdesk.pagination import Page, PageRequest
 from ticketdesk.schemas import MAX_ID
-from ticketdesk.tickets import repository, rules, sla
+from ticketdesk.tickets import repository, rules, search, sla
 from ticketdesk.tickets.repository import MessageRow, TicketFilter, TicketRow
 
 NO_TICKET = "no such ticket"
@@ -50,6 +50,8 @@ async def list_tickets(
     """One page of the tickets the viewer may see (and their total, if the page asks)."""
     if not viewer.is_agent and (filters.for_agents_only or sort in repository.AGENT_SORTS):
         raise Forbidden(STAFF_ONLY_LIST)
+    if filters.search is not None and not search.terms(filters.search):
+        raise BadRequest("q has no word to search for")
     now = utcnow()
     result = await repository.ticket_page(db, viewer, page, filters, sort, now)
     if page.count:
