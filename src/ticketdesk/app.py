@@ -17,6 +17,7 @@ from ticketdesk.auth.security import dummy_hash
 from ticketdesk.auth.tokens import TokenChecks
 from ticketdesk.db import open_database
 from ticketdesk.events.router import router as events_router
+from ticketdesk.events.stream import NewEvents
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database = await open_database(settings)
         app.state.token_checks = TokenChecks()
         app.state.token_checks.listen(app.state.database)
+        app.state.new_events = NewEvents(app.state.database)
         app.state.rate_limiter = RateLimiter(settings)
         await anyio.to_thread.run_sync(dummy_hash)  # computed once, before the first login
         try:

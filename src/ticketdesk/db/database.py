@@ -122,7 +122,7 @@ class PostgresDatabase(Database):
         self.settings = settings
         self.secret = settings.database.password
         self._acquire_timeout = settings.db_pool_timeout
-        self._listener_task: asyncio.Task[None] | None = None
+        self._listeners: list[asyncio.Task[None]] = []  # one connection per channel
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresDatabase:
@@ -174,9 +174,10 @@ class PostgresDatabase(Database):
 
     def listen(self, channel: str, on_message: Listener, on_state: StateListener) -> bool:
         super().listen(channel, on_message, on_state)
-        self._listener_task = asyncio.get_running_loop().create_task(
+        task = asyncio.get_running_loop().create_task(
             self._listen(channel, on_message, on_state), name=f"listen {channel}"
         )
+        self._listeners.append(task)
         return True
 
     async def _listen(self, channel: str, on_message: Listener, on_state: StateListener) -> None:
@@ -228,10 +229,10 @@ class PostgresDatabase(Database):
             failures += 1
 
     async def close(self, seconds: float) -> None:
-        if self._listener_task is not None:
-            self._listener_task.cancel()
+        for task in self._listeners:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._listener_task
+                await task
         try:
             async with asyncio.timeout(seconds):
                 await self.pool.close()

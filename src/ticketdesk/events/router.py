@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from ticketdesk.auth.dependencies import CurrentUser
-from ticketdesk.events import service
+from ticketdesk.auth.tokens import TokenChecks
+from ticketdesk.errors import BadRequest, Forbidden
+from ticketdesk.events import service, stream
 from ticketdesk.events.schemas import EventOut
 from ticketdesk.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from ticketdesk.schemas import MAX_ID, ObjectId
@@ -53,3 +58,59 @@ async def event_feed(
         url = request.url.include_query_params(after=rows[-1].id, limit=limit)
         response.headers["Link"] = f'<{url}>; rel="next"'
     return [EventOut.of(row) for row in rows]
+
+
+_STREAM_DOC = """Server-Sent Events: each committed event as `id:`, `event:` (its kind) and
+`data:` (the event as JSON), in id order, starting after `Last-Event-ID` (or `after`).
+A comment line comes every 15 quiet seconds. Staff only; the stream ends when the
+token expires or is revoked, and a client reconnects with the last id it saw."""
+
+
+@router.get(
+    "/events/stream",
+    response_class=StreamingResponse,
+    responses={
+        **responses(400, 401, 403),
+        200: {"content": {"text/event-stream": {}}, "description": _STREAM_DOC},
+    },
+)
+async def event_stream(
+    user: CurrentUser,
+    request: Request,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="as Last-Event-ID")] = 0,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    """Every event as it commits, from any server process (staff only)."""
+    if not user.is_agent:
+        raise Forbidden("the event feed is for staff only")
+    if last_event_id is not None:
+        if not last_event_id.isdigit() or int(last_event_id) > MAX_ID:
+            raise BadRequest("Last-Event-ID must be an event id")
+        after = int(last_event_id)
+    database = request.app.state.database
+    checks: TokenChecks = request.app.state.token_checks
+    claims = user.token
+
+    async def still_allowed() -> bool:
+        if claims.expires_at <= datetime.now(UTC):
+            return False
+        account = checks.cached(claims)
+        if account is None:
+            async with database.session() as db:
+                account = await checks.load(db, claims)
+        return account is not None and (account.is_staff or account.is_superuser)
+
+    async def lines() -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        events = stream.follow(
+            database, request.app.state.new_events, after=after, still_allowed=still_allowed
+        )
+        async for item in events:
+            if isinstance(item, stream.Heartbeat):
+                yield ": still here\n\n"
+            else:
+                data = EventOut.of(item).model_dump_json()
+                yield f"id: {item.id}\nevent: {item.kind}\ndata: {data}\n\n"
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(lines(), media_type="text/event-stream", headers=headers)
