@@ -9,10 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, MakeUser, add_account, client_with, open_ticket
+from ticketdesk.models import tickets
 from ticketdesk.settings import Settings
 from ticketdesk.tickets import sla
 
@@ -540,3 +542,74 @@ async def test_search_words_are_never_operators(
         assert response.status_code == 200, (query, response.text)
     body = await get(client, customer, "/tickets?q=col%3Az*")
     assert ids_of(body) == [ticket_id]
+
+
+# the team lead's report
+
+
+async def test_the_summary_counts_times_breaches_and_ratings_per_assignee(
+    client: httpx.AsyncClient,
+    customer: Account,
+    staff: Account,
+    make_user: MakeUser,
+    engine: AsyncEngine,
+) -> None:
+    colleague = await make_user("staff")
+    solved = [await resolved_ticket(client, customer, staff) for _ in range(3)]
+    for ticket_id in solved[:2]:
+        await patch(client, staff, ticket_id, assignee_id=staff.id)
+    await patch(client, staff, solved[2], assignee_id=colleague.id)
+    waiting = await open_ticket(client, customer)
+    canceled = await open_ticket(client, customer)
+    await patch(client, customer, canceled, status="canceled")
+    for ticket_id, score in ((solved[0], 5), (solved[1], 2)):
+        response = await client.post(
+            f"/tickets/{ticket_id}/rating", json={"score": score}, headers=customer.headers
+        )
+        assert response.status_code == 201
+    # One ticket was opened ten hours before its first response, due after eight.
+    async with engine.begin() as conn:
+        query = select(tickets.c.first_response_at).where(tickets.c.id == solved[1])
+        answered = (await conn.execute(query)).scalar_one()
+        await conn.execute(
+            update(tickets)
+            .where(tickets.c.id == solved[1])
+            .values(
+                created_at=answered - timedelta(hours=10),
+                first_response_due_at=answered - timedelta(hours=2),
+            )
+        )
+
+    report = await get(client, staff, "/reports/summary")
+    overall = report["overall"]
+    assert (overall["created"], overall["resolved"], overall["canceled"]) == (5, 3, 1)
+    assert overall["breaches"] == 1
+    assert overall["ratings"] == {"count": 2, "average": 3.5}
+    first = overall["first_response"]
+    assert first["tickets"] == 3
+    assert first["median_seconds"] < 60 and 10 * 3600 - 60 < first["p90_seconds"] < 10 * 3600 + 60
+    assert overall["resolution"]["tickets"] == 3
+    rows = {row["assignee_id"]: row for row in report["by_assignee"]}
+    assert set(rows) == {staff.id, colleague.id, None}
+    assert (rows[staff.id]["resolved"], rows[staff.id]["breaches"]) == (2, 1)
+    assert rows[staff.id]["ratings"] == {"count": 2, "average": 3.5}
+    assert (rows[colleague.id]["resolved"], rows[colleague.id]["ratings"]["count"]) == (1, 0)
+    assert (rows[None]["created"], rows[None]["canceled"]) == (2, 1)
+    assert waiting not in solved
+
+    later = await get(
+        client, staff, "/reports/summary?from=2999-01-01T00:00:00Z&to=2999-02-01T00:00:00Z"
+    )
+    assert later["overall"]["created"] == 0 and later["by_assignee"] == []
+    assert later["overall"]["first_response"]["median_seconds"] is None
+
+
+async def test_the_summary_is_for_staff_over_a_real_period(
+    client: httpx.AsyncClient, customer: Account, staff: Account
+) -> None:
+    assert (await client.get("/reports/summary")).status_code == 401
+    assert (await client.get("/reports/summary", headers=customer.headers)).status_code == 403
+    backwards = "/reports/summary?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"
+    assert (await client.get(backwards, headers=staff.headers)).status_code == 400
+    bad = await client.get("/reports/summary?from=yesterday", headers=staff.headers)
+    assert bad.status_code == 400

@@ -18,6 +18,7 @@ from ticketdesk.auth.tokens import TokenChecks
 from ticketdesk.db import open_database
 from ticketdesk.events.router import router as events_router
 from ticketdesk.events.stream import NewEvents
+from ticketdesk.reports.router import router as reports_router
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         auth_router,
         staff_keys_router,
+        reports_router,
         system_router,
     )
     docs_routes = list(app.router.routes)
