@@ -87,6 +87,7 @@ def make_settings(database_url: URL, tmp_path: Path, **overrides: Any) -> Settin
         "jwt_key": JWT_KEY,
         "staff_token": STAFF_TOKEN,
         "jwt_key_file": tmp_path / "unused.jwt-key",
+        "data_dir": tmp_path / "data",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -199,7 +199,8 @@ async def test_openapi_says_where_the_token_is_optional(client: httpx.AsyncClien
 
 async def test_openapi_documents_the_headers_and_the_body_limit(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
-    for path in ("/tickets", "/tickets/{ticket_id}/messages", "/users", "/users/{user_id}"):
+    paged = ("/tickets", "/tickets/{ticket_id}/messages", "/tickets/{ticket_id}/events", "/users")
+    for path in (*paged, "/users/{user_id}"):
         assert set(paths[path]["get"]["responses"]["200"]["headers"]) == {"Link", "X-Total-Count"}
     assert paths["/tickets"]["post"]["responses"]["401"]["headers"]["WWW-Authenticate"]["required"]
     with_body = {
@@ -208,7 +209,7 @@ async def test_openapi_documents_the_headers_and_the_body_limit(client: httpx.As
         for method, operation in operations.items()
         if "requestBody" in operation
     }
-    assert len(with_body) == 11
+    assert len(with_body) == 12
     for path, method in with_body:
         assert "413" in paths[path][method]["responses"], (path, method)
 

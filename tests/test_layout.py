@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "ticketdesk"
-FEATURES = ("tickets", "events", "reports", "users", "staff_keys", "idempotency")
+FEATURES = (
+    "tickets",
+    "events",
+    "attachments",
+    "reports",
+    "users",
+    "staff_keys",
+    "idempotency",
+)
 EDGE_MODULES = ("router.py", "dependencies.py", "schemas.py")
 """A feature's HTTP edge: its routes, its FastAPI dependencies, its request and answer shapes."""
 HTTP = ("fastapi", "starlette", "uvicorn")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,10 +14,13 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp
 
 from ticketdesk import __version__
+from ticketdesk.attachments.router import router as attachments_router
+from ticketdesk.attachments.service import sweep
+from ticketdesk.attachments.storage import LocalStorage
 from ticketdesk.auth.router import router as auth_router
 from ticketdesk.auth.security import dummy_hash
 from ticketdesk.auth.tokens import TokenChecks
-from ticketdesk.db import open_database
+from ticketdesk.db import Database, open_database
 from ticketdesk.events.router import router as events_router
 from ticketdesk.events.stream import NewEvents
 from ticketdesk.reports.router import router as reports_router
@@ -48,11 +53,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.token_checks = TokenChecks()
         app.state.token_checks.listen(app.state.database)
         app.state.new_events = NewEvents(app.state.database)
+        app.state.storage = LocalStorage(settings.data_dir / "attachments")
+        sweeper = asyncio.get_running_loop().create_task(
+            _sweep_attachments(app.state.database, app.state.storage), name="attachment sweep"
+        )
         app.state.rate_limiter = RateLimiter(settings)
         await anyio.to_thread.run_sync(dummy_hash)  # computed once, before the first login
         try:
             yield
         finally:
+            sweeper.cancel()
             await app.state.rate_limiter.close()
             # Runs once in-flight requests are done, or SHUTDOWN_TIMEOUT cut them short.
             await app.state.database.close(settings.db_connect_timeout)
@@ -76,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (
         tickets_router,
         events_router,
+        attachments_router,
         users_router,
         auth_router,
         staff_keys_router,
@@ -88,19 +99,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routes by path and method, for the Allow header of a 405 (the docs pages included).
     app.state.api_routes = [route for route in app.routes if hasattr(route, "methods")]
     add_cors(app, settings)
-    _wrap_in_request_edge(app, BrowserPolicy(settings, docs_csp(app)), settings.max_body_bytes)
+    _wrap_in_request_edge(app, BrowserPolicy(settings, docs_csp(app)), settings)
     customize_openapi(app)
     return app
 
 
-def _wrap_in_request_edge(app: FastAPI, policy: BrowserPolicy, max_body_bytes: int) -> None:
+_UPLOAD_PATH = re.compile(r"/tickets/[0-9]+/messages/?")
+FORM_OVERHEAD_BYTES = 1024 * 1024
+"""Room in a multipart body for its text and the parts' headers, beside the files."""
+
+
+def _wrap_in_request_edge(app: FastAPI, policy: BrowserPolicy, settings: Settings) -> None:
     """`RequestEdge` outside the whole stack, Starlette's error middleware included.
 
     `add_middleware` would place it inside that, where a 500 passes it by.
     """
     build_stack = app.build_middleware_stack
+    upload_bytes = settings.message_attachments_max_bytes + FORM_OVERHEAD_BYTES
+
+    def uploads(method: str, path: str) -> int | None:
+        """Messages with attachments: the only multipart bodies, and larger than the rest."""
+        return upload_bytes if method == "POST" and _UPLOAD_PATH.fullmatch(path) else None
 
     def build_middleware_stack() -> ASGIApp:
-        return RequestEdge(build_stack(), policy, max_body_bytes)
+        return RequestEdge(build_stack(), policy, settings.max_body_bytes, uploads)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+
+
+SWEEP_EVERY_S = 3600.0
+
+
+async def _sweep_attachments(database: Database, storage: LocalStorage) -> None:
+    """Now and then, the stored contents no attachment refers to (a failed upload's) go."""
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_S)
+        try:
+            await sweep(database, storage)
+        except Exception:
+            log.exception("sweeping unused attachment contents failed; trying again later")

@@ -92,3 +92,8 @@ class StatementTimeout(TicketdeskError):
     status_code = 503
     default_detail = "the database took too long to answer; retry shortly"
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "2"}
+
+
+class PayloadTooLarge(TicketdeskError):
+    status_code = 413
+    default_detail = "request body too large"

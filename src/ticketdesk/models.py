@@ -155,9 +155,26 @@ messages = Table(
     Column("type", String(16), nullable=False),
     Column("text", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    # How many attachments it has: a page of messages looks them up only when one has any.
+    Column("attachment_count", SmallInteger, nullable=False, default=0, server_default="0"),
     CheckConstraint(_in("type", MESSAGE_TYPES), name="type_valid"),
     Index("ix_messages_ticket_id_id", "ticket_id", "id"),
     Index("ix_messages_author_id", "author_id"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("ticket_id", Id, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(100), nullable=False),  # sniffed from the content
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),  # where the content is kept
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Index("ix_attachments_ticket_id_message_id", "ticket_id", "message_id"),
+    Index("ix_attachments_sha256", "sha256"),
 )
 
 ticket_events = Table(

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     rate_limit_writes_per_user: str = "60/minute"
     idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
 
+    data_dir: Path = Path("data")  # attachments are kept under it, in attachments/
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)  # per file
+    message_attachments_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)  # per message
+    message_attachments_max_files: int = Field(default=10, ge=1, le=100)
+
     # Service levels: hours per priority, and the business hours they count in (unset: 24/7).
     sla_first_response_hours: str = sla.DEFAULT_FIRST_RESPONSE_HOURS
     sla_resolution_hours: str = sla.DEFAULT_RESOLUTION_HOURS

@@ -77,6 +77,7 @@ class MessageRow(NamedTuple):
     created_at: datetime
     type: rules.MessageType
     text: str
+    attachment_count: int = 0
 
 
 class LockedTicket(NamedTuple):
@@ -97,7 +98,13 @@ _PUBLIC_COLUMNS = (
     tickets.c.rating_comment,
     tickets.c.rated_at,
 )
-_MESSAGE_COLUMNS = (messages.c.id, messages.c.created_at, messages.c.type, messages.c.text)
+_MESSAGE_COLUMNS = (
+    messages.c.id,
+    messages.c.created_at,
+    messages.c.type,
+    messages.c.text,
+    messages.c.attachment_count,
+)
 _FAR = bindparam("far_future", sla.FAR_FUTURE, type_=UTCDateTime)
 _NOTHING_DUE = tuple(sorted(sla.NOTHING_DUE))
 
@@ -569,7 +576,7 @@ def _post_message_postgres(message_type: rules.MessageType) -> Statement:
                 SELECT id, CAST(:viewer_id AS BIGINT), '{message_type}',
                        CAST(:text AS TEXT), CAST(:now AS TIMESTAMPTZ)
                 FROM ticket WHERE status NOT IN ({_quoted(rules.CLOSED_TO_MESSAGES)})
-                RETURNING id, created_at, type, text
+                RETURNING id, created_at, type, text, attachment_count
             ), touched AS (
                 UPDATE tickets SET {changes}
                 WHERE id = (SELECT id FROM ticket) AND EXISTS (SELECT FROM message)
@@ -580,7 +587,8 @@ def _post_message_postgres(message_type: rules.MessageType) -> Statement:
                 FROM ticket, message, {GUARD}, LATERAL (VALUES {kinds}) AS e(kind, before, after)
                 WHERE {which}
             )
-            SELECT ticket.status, message.id, message.created_at, message.type, message.text
+            SELECT ticket.status, message.id, message.created_at, message.type, message.text,
+                   message.attachment_count
             FROM ticket LEFT JOIN message ON true
             """  # noqa: S608 - only our own constants are formatted in
         ),

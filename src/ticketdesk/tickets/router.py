@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 
+from ticketdesk.attachments import service as attachments
+from ticketdesk.attachments.repository import AttachmentRow
+from ticketdesk.attachments.service import Limits, Upload
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.models import utcnow
@@ -12,8 +16,11 @@ from ticketdesk.settings import AppSettings
 from ticketdesk.tickets import rules, service
 from ticketdesk.tickets.repository import TicketRow
 from ticketdesk.tickets.schemas import (
+    MULTIPART_MESSAGE,
     MessageCreate,
     MessageOut,
+    MessageText,
+    MessageUpload,
     Rating,
     RatingIn,
     StatusChange,
@@ -27,7 +34,7 @@ from ticketdesk.web.errors import responses
 from ticketdesk.web.idempotency import IdempotencyKey
 from ticketdesk.web.pagination import PageParams, add_page_headers
 from ticketdesk.web.ratelimits import WritesLimited
-from ticketdesk.web.routing import DbHandle, Route
+from ticketdesk.web.routing import DbHandle, MultipartRoute, Route
 
 router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=Route)
 
@@ -159,18 +166,82 @@ async def list_messages(
     request: Request,
     response: Response,
 ) -> list[MessageOut]:
-    """The ticket's messages, oldest first. Paginated by `Link`."""
+    """The ticket's messages, oldest first, with their attachments. Paginated by `Link`."""
     result = await service.list_messages(db, viewer=user, ticket_id=ticket_id, page=page)
     add_page_headers(request, response, result)
-    return [MessageOut.of(row) for row in result.items]
+    files: dict[int, list[AttachmentRow]] = {}
+    for row in await attachments.of_messages(db, ticket_id=ticket_id, page=list(result.items)):
+        files.setdefault(row.message_id, []).append(row)
+    return [MessageOut.of(row, files.get(row.id, ())) for row in result.items]
+
+
+_MESSAGE_DOC: dict[str, Any] = {
+    "status_code": status.HTTP_201_CREATED,
+    "response_model": MessageOut,
+    "responses": responses(400, 401, 403, 404, 409, 413, 422, 429),
+    "dependencies": [WritesLimited],
+}
+
+
+async def post_message_with_files(
+    ticket_id: ObjectId,
+    text: Annotated[MessageText, Form()],
+    user: CurrentUser,
+    db: DbHandle,
+    idempotency: IdempotencyKey,
+    request: Request,
+    settings: AppSettings,
+    internal: Annotated[bool, Form()] = False,
+    # A part without a file name is no file: a browser's empty file input sends one.
+    files: Annotated[list[UploadFile | str] | None, File()] = None,
+) -> MessageOut | Response:
+    uploads = [
+        Upload(file.filename or "", await file.read(settings.attachment_max_bytes + 1))
+        for file in files or []
+        if not isinstance(file, str)
+    ]
+    body = MessageUpload(
+        text=text,
+        internal=internal,
+        files=[(u.filename, hashlib.sha256(u.data).hexdigest()) for u in uploads],
+    )
+    limits = Limits(
+        per_file=settings.attachment_max_bytes,
+        per_message=settings.message_attachments_max_bytes,
+        files=settings.message_attachments_max_files,
+    )
+
+    async def add_message() -> MessageOut:
+        row, attached = await attachments.post_message(
+            db,
+            request.app.state.storage,
+            viewer=user,
+            ticket_id=ticket_id,
+            text=text,
+            internal=internal,
+            uploads=uploads,
+            limits=limits,
+        )
+        return MessageOut.of(row, attached)
+
+    return await idempotency.run(db, user_id=user.id, body=body, status_code=201, work=add_message)
+
+
+# Before the JSON route: it takes only the multipart bodies, and passes the rest on.
+router.add_api_route(
+    "/{ticket_id}/messages",
+    post_message_with_files,
+    methods=["POST"],
+    route_class_override=MultipartRoute,
+    include_in_schema=False,  # documented on the JSON operation below
+    **_MESSAGE_DOC,
+)
 
 
 @router.post(
     "/{ticket_id}/messages",
-    status_code=status.HTTP_201_CREATED,
-    response_model=MessageOut,
-    responses=responses(400, 401, 403, 404, 409, 422, 429),
-    dependencies=[WritesLimited],
+    openapi_extra={"requestBody": {"content": {"multipart/form-data": MULTIPART_MESSAGE}}},
+    **_MESSAGE_DOC,
 )
 async def post_message(
     ticket_id: ObjectId,
@@ -181,7 +252,8 @@ async def post_message(
 ) -> MessageOut | Response:
     """Add a message: a request from the customer, a response or an internal note from staff.
 
-    Safe to retry with Idempotency-Key.
+    As `multipart/form-data`, with files (`files`, repeated) attached to it. Safe to retry
+    with Idempotency-Key.
     """
 
     async def add_message() -> MessageOut:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from ticketdesk.attachments.repository import AttachmentRow
+from ticketdesk.attachments.schemas import AttachmentOut
 from ticketdesk.schemas import NotBlank, RequestBody, Storable, UtcDatetime
 from ticketdesk.tickets import rules, search, sla
 from ticketdesk.tickets.repository import MessageRow, TicketRow
@@ -162,12 +165,38 @@ class MessageCreate(RequestBody):
     )
 
 
+class MessageUpload(BaseModel):
+    """What makes two multipart posts the same, for Idempotency-Key: the files by content."""
+
+    text: str
+    internal: bool
+    files: list[tuple[str, str]]
+
+
+MULTIPART_MESSAGE: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "text": {"type": "string", "minLength": 1},
+            "internal": {"type": "boolean", "default": False},
+            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        },
+    },
+    "encoding": {"files": {"contentType": "application/octet-stream"}},
+}
+
+
 class MessageOut(BaseModel):
     id: int
     created_at: datetime
     type: MessageType
     text: str
+    attachments: list[AttachmentOut] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, row: MessageRow) -> MessageOut:
-        return cls.model_validate(row, from_attributes=True)
+    def of(cls, row: MessageRow, files: Iterable[AttachmentRow] = ()) -> MessageOut:
+        answer = cls.model_validate(row, from_attributes=True)
+        if row.attachment_count:
+            answer.attachments = [AttachmentOut.of(file) for file in files]
+        return answer

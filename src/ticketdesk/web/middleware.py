@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from os import urandom
 from time import perf_counter
 
@@ -13,6 +14,7 @@ from ticketdesk.logs import LOG_FIELDS, REQUEST_ID, log_request, request_fields,
 from ticketdesk.web.headers import WRITE_METHODS, BrowserPolicy
 
 _JSON = b"application/json"
+_MULTIPART = b"multipart/form-data"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 TOO_LARGE = "request body too large"
 FOREIGN_WRITE = "a write from another site may not use the session cookie"
@@ -30,7 +32,8 @@ class RequestEdge:
     - Requests read the way the old service read them: `/tickets/1/` is `/tickets/1` (a
       redirect would make clients drop POST bodies), and every body is JSON whatever its
       Content-Type says (`curl -d` sends a form type; the cookie is SameSite=Lax, so a
-      cross-site form cannot carry it).
+      cross-site form cannot carry it). Only where `uploads` names a limit for the method
+      and path is a multipart/form-data body read as such, up to that limit.
     - One JSON line when the request is done, and a security event when its answer is one.
 
     One middleware rather than several: each layer costs calls and closures per request.
@@ -38,10 +41,17 @@ class RequestEdge:
     headers and the log line too.
     """
 
-    def __init__(self, app: ASGIApp, policy: BrowserPolicy, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: BrowserPolicy,
+        max_bytes: int,
+        uploads: Callable[[str, str], int | None] = lambda method, path: None,
+    ) -> None:
         self.app = app
         self.policy = policy
         self.max_bytes = max_bytes
+        self.uploads = uploads
         self.refusal = JSONResponse({"detail": FOREIGN_WRITE}, status_code=403)
         self.too_large = JSONResponse({"detail": TOO_LARGE}, status_code=413)
 
@@ -50,16 +60,25 @@ class RequestEdge:
             await self.app(scope, receive, send)
             return
         start = perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
         given = None
-        declared_too_large = False
+        declared = b"0"
+        multipart = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 given = request_id(value)
             elif name == b"content-length":
-                declared_too_large = not value.isdigit() or int(value) > self.max_bytes
+                declared = value
+            elif name == b"content-type":
+                multipart = value.lower().startswith(_MULTIPART)
+        max_bytes = self.max_bytes
+        if multipart:
+            upload_limit = self.uploads(method, path)
+            multipart = upload_limit is not None
+            max_bytes = upload_limit or max_bytes
+        declared_too_large = not declared.isdigit() or int(declared) > max_bytes
         rid = given.decode() if given else urandom(16).hex()
-        method: str = scope["method"]
-        path: str = scope["path"]
         client = scope.get("client")
         fields = request_fields(rid, method, path, client[0] if client else None)
         added = [*self.policy.headers_for(path), (b"x-request-id", given or rid.encode())]
@@ -81,10 +100,10 @@ class RequestEdge:
             elif declared_too_large:
                 await self.too_large(scope, receive, send_with_headers)
             else:
-                scope = self._as_the_old_service_read_it(scope, path, method)
+                scope = self._as_the_old_service_read_it(scope, path, method, multipart)
                 scope[LOG_FIELDS] = fields
                 if method != "GET":
-                    receive = self._counting(receive)
+                    receive = self._counting(receive, max_bytes)
                 await self.app(scope, receive, send_with_headers)
         finally:
             REQUEST_ID.reset(reset)
@@ -93,18 +112,18 @@ class RequestEdge:
             log_request(fields, event)
 
     @staticmethod
-    def _as_the_old_service_read_it(scope: Scope, path: str, method: str) -> Scope:
+    def _as_the_old_service_read_it(scope: Scope, path: str, method: str, multipart: bool) -> Scope:
         if len(path) > 1 and path.endswith("/"):
             stripped = path.rstrip("/") or "/"
             scope = dict(scope, path=stripped, raw_path=stripped.encode())
-        if method in _BODY_METHODS:
+        if method in _BODY_METHODS and not multipart:
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = dict(scope, headers=[*headers, (b"content-type", _JSON)])
         return scope
 
-    def _counting(self, receive: Receive) -> Receive:
+    @staticmethod
+    def _counting(receive: Receive, max_bytes: int) -> Receive:
         received = 0
-        max_bytes = self.max_bytes
 
         async def counting_receive() -> Message:
             nonlocal received

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from ticketdesk.db import Db
 from ticketdesk.db.request import REQUEST_DB, request_db
@@ -47,3 +49,25 @@ DbHandle = Annotated[Db, Depends(_db)]
 
 DATABASE_DEPENDENCY = _db
 """The dependency through which an operation reaches the database (for its OpenAPI 503)."""
+
+
+class MultipartRoute(Route):
+    """A route that takes only multipart/form-data bodies, beside a JSON route on the same
+    path and method: requests of any other type pass on to that one.
+
+    Its form is documented on the JSON route's operation (`openapi_extra`), as one
+    operation with two kinds of body.
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and not _is_multipart(scope):
+            return Match.NONE, {}
+        return match, child
+
+
+def _is_multipart(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(value.lower().startswith(b"multipart/form-data"))
+    return False
