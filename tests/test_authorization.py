@@ -30,9 +30,14 @@ AUTHENTICATED = [
     ("GET", "/tickets/{ticket}/events", None),
     ("POST", "/tickets/{ticket}/rating", {"score": 5}),
     ("GET", "/events", None),
+    ("GET", "/events/stream", None),
+    ("GET", "/reports/summary", None),
+    ("GET", "/attachments/1", None),
 ]
 STAFF_ONLY = [
     ("GET", "/events", None),
+    ("GET", "/events/stream", None),
+    ("GET", "/reports/summary", None),
     ("GET", "/tickets?assignee=me", None),
     ("GET", "/tickets?priority=high", None),
     ("GET", "/tickets?sort=-priority", None),
