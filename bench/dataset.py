@@ -11,6 +11,7 @@ import asyncpg
 from common import BENCH_DB, CUSTOMER, dsn
 
 DEEP_SHARE = 0.9  # the deep page starts after 90% of the staff's ticket list
+SEARCH_WORDS = "laptop+refund"  # see generate.VOCABULARY: together in about 1% of the tickets
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Targets:
     deep_cursor: str  # staff list, default order, after DEEP_SHARE of all tickets
     deep_position: int
     tickets: int
+    search_words: str = SEARCH_WORDS  # two words that some thousands of tickets share
+    feed_after: int = 0  # the middle of the event feed
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Watermark:
 
     tickets_id: int
     messages_id: int
+    events_id: int
     post_ticket: int
     post_status: str
     post_updated_at: datetime
@@ -76,6 +80,7 @@ async def find_targets() -> Targets:
         )
         tickets = int(await conn.fetchval("SELECT count(*) FROM tickets"))
         cursor, position = await deep_cursor(conn, tickets)
+        feed_after = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM ticket_events"))
     finally:
         await conn.close()
     return Targets(
@@ -85,6 +90,7 @@ async def find_targets() -> Targets:
         deep_cursor=cursor,
         deep_position=position,
         tickets=tickets,
+        feed_after=feed_after // 2,
     )
 
 
@@ -93,7 +99,8 @@ async def watermark(post_ticket: int) -> Watermark:
     try:
         row = await conn.fetchrow(
             "SELECT (SELECT max(id) FROM tickets) AS tickets_id, "
-            "(SELECT max(id) FROM messages) AS messages_id, status, updated_at "
+            "(SELECT max(id) FROM messages) AS messages_id, "
+            "(SELECT coalesce(max(id), 0) FROM ticket_events) AS events_id, status, updated_at "
             "FROM tickets WHERE id = $1",
             post_ticket,
         )
@@ -103,6 +110,7 @@ async def watermark(post_ticket: int) -> Watermark:
     return Watermark(
         tickets_id=row["tickets_id"],
         messages_id=row["messages_id"],
+        events_id=row["events_id"],
         post_ticket=post_ticket,
         post_status=row["status"],
         post_updated_at=row["updated_at"],
@@ -115,8 +123,13 @@ ACTIVE_SQL = (
 )
 RESTORE_SQL = (
     "DELETE FROM messages WHERE id > $1",
-    "DELETE FROM tickets WHERE id > $1",
+    "DELETE FROM tickets WHERE id > $1",  # their events go with them
     "UPDATE tickets SET status = $1, updated_at = $2 WHERE id = $3",
+    "DELETE FROM ticket_events WHERE id > $1",
+    # The written-to ticket's search document, without the messages the run added.
+    "UPDATE tickets SET search_public = to_tsvector('english', topic) || coalesce(("
+    "SELECT to_tsvector('english', string_agg(text, ' ' ORDER BY id)) FROM messages "
+    "WHERE ticket_id = $1 AND type <> 'note'), '') WHERE id = $1",
 )
 
 
@@ -150,12 +163,14 @@ async def restore(mark: Watermark) -> int:
                 mark.post_updated_at,
                 mark.post_ticket,
             )
+            await conn.execute(RESTORE_SQL[3], mark.events_id)
+            await conn.execute(RESTORE_SQL[4], mark.post_ticket)
             await conn.execute(
                 "UPDATE users u SET tickets_count = "
                 "(SELECT count(*) FROM tickets t WHERE t.author_id = u.id) WHERE u.id = $1",
                 CUSTOMER.user_id,
             )
-        await conn.execute("VACUUM tickets, messages, users")
+        await conn.execute("VACUUM tickets, messages, users, ticket_events")
     finally:
         await conn.close()
     return int(removed.split()[-1]) + int(removed_tickets.split()[-1])

@@ -57,6 +57,20 @@ TOPICS = (
     "Cancel account",
     "Feature request",
 )
+_WORDS = (
+    "laptop refund vpn printer invoice password backup mailbox calendar license router "
+    "firewall certificate upgrade downgrade migration webhook export import dashboard report "
+    "shipping delivery tracking warranty replacement battery screen keyboard mouse monitor "
+    "headset camera microphone bluetooth wifi ethernet modem server database cluster storage "
+    "quota billing payment receipt discount coupon subscription renewal cancellation trial "
+    "onboarding training manual documentation integration plugin extension browser mobile "
+    "android iphone tablet sync notification reminder schedule timezone language "
+    "translation accessibility security phishing spam virus malware encryption token api "
+    "latency outage timeout crash freeze error warning performance memory disk cpu network"
+)
+VOCABULARY = tuple(_WORDS.split())
+"""Words sprinkled over the messages, two per message, uniformly: each is in about 8% of
+the tickets, so a search for two of them finds about 1% of them (dataset.SEARCH_WORDS)."""
 LOREM = (
     "Hello, we noticed that the service stopped answering after the last update and our "
     "team cannot log in anymore. Could you have a look at the account and tell us what "
@@ -213,6 +227,20 @@ def tickets_sql(lo: int, hi: int) -> str:
     )
 
 
+def message_text_sql(t: str, s: str, message_id: str) -> str:
+    """The text of message number s of ticket t, whose id is message_id (SQL expressions)."""
+    lorem = LOREM.replace("'", "''")
+    words = ", ".join(f"'{word}'" for word in VOCABULARY)
+    pick = (
+        f"(ARRAY[{words}])[1 + floor(pg_temp.u01({message_id}, {{seed}}) * {len(VOCABULARY)})::int]"
+    )
+    return (
+        f"'Message ' || {s} || ' on ticket ' || {t} || ': ' "
+        f"|| left('{lorem}', 20 + floor(pg_temp.u01({message_id}, 8) * 200)::int) "
+        f"|| ' ' || {pick.format(seed=11)} || ' ' || {pick.format(seed=12)}"
+    )
+
+
 def messages_sql(layout: Layout, lo: int, hi: int) -> str:
     staff_count = layout.staff_hi - layout.staff_lo + 1
     # OFFSET 0 keeps the per-ticket values computed once per ticket, not once per message.
@@ -231,15 +259,35 @@ def messages_sql(layout: Layout, lo: int, hi: int) -> str:
         f"SELECT tk.*, s, base + s AS id, {kind} AS kind "
         f"FROM ({tickets}) tk CROSS JOIN LATERAL generate_series(1::bigint, tk.k) s"
     )
-    lorem = LOREM.replace("'", "''")
     return (
         "INSERT INTO messages (id, ticket_id, author_id, type, text, created_at) "
         "SELECT id, t, CASE WHEN kind = 'request' THEN author "
         f"ELSE {layout.staff_lo} + floor(pg_temp.u01(id, 6) * {staff_count})::bigint END, "
-        "kind, 'Message ' || s || ' on ticket ' || t || ': ' "
-        f"|| left('{lorem}', 20 + floor(pg_temp.u01(id, 8) * 200)::int), "
+        f"kind, {message_text_sql('t', 's', 'id')}, "
         "created + (updated - created) * ((s - 1)::float8 / greatest(k - 1, 1)) "
         f"FROM ({rows}) m"
+    )
+
+
+def search_sql(lo: int, hi: int) -> str:
+    """Each ticket's search document: its topic and its messages, as the service keeps it."""
+    return (
+        "UPDATE tickets AS tk SET search_public = to_tsvector('english', tk.topic) "
+        "|| to_tsvector('english', d.text) FROM ("
+        "SELECT t, (SELECT string_agg("
+        f"{message_text_sql('t', 's', 'pg_temp.msg_base(t) + s')}, ' ' ORDER BY s) "
+        "FROM generate_series(1::bigint, pg_temp.msg_count(t)) s) AS text "
+        f"FROM generate_series({lo}::bigint, {hi}::bigint) t) AS d WHERE tk.id = d.t"
+    )
+
+
+def events_sql(lo: int, hi: int) -> str:
+    """One `created` event per ticket, in the order of creation."""
+    return (
+        "INSERT INTO ticket_events (id, ticket_id, at, actor_id, kind, before, after) "
+        "SELECT t, t, pg_temp.ticket_created(t), pg_temp.ticket_author(t), 'created', NULL, "
+        "json_build_object('status', 'pending')::text "
+        f"FROM generate_series({lo}::bigint, {hi}::bigint) t"
     )
 
 
@@ -249,7 +297,7 @@ FINISH_SQL = (
     "WHERE u.id = c.author_id",
     *(
         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-        for table in ("users", "tickets", "messages")
+        for table in ("users", "tickets", "messages", "ticket_events")
     ),
 )
 
@@ -396,6 +444,16 @@ async def load_rows(loader: Loader, layout: Layout, hashed: str, timings: dict[s
             sizes.messages,
             [(messages_sql(layout, lo, hi), ()) for lo, hi in chunks(sizes.tickets, 25_000)],
         ),
+        (
+            "search",
+            sizes.tickets,
+            [(search_sql(lo, hi), ()) for lo, hi in chunks(sizes.tickets, 25_000)],
+        ),
+        (
+            "events",
+            sizes.tickets,
+            [(events_sql(lo, hi), ()) for lo, hi in chunks(sizes.tickets, 50_000)],
+        ),
     )
     for label, total, statements in steps:
         progress = Progress(label, total)
@@ -421,7 +479,8 @@ async def rebuild(loader: Loader, indexes: list[str], foreign_keys: list[str]) -
         for sql in foreign_keys:  # each takes a table lock that conflicts with the others
             await conn.execute(sql)
 
-    vacuum = [f"VACUUM (ANALYZE) {table}" for table in ("messages", "tickets", "users")]
+    tables = ("messages", "tickets", "users", "ticket_events")
+    vacuum = [f"VACUUM (ANALYZE) {table}" for table in tables]
     await timed("counts", counts(), timings)
     await timed("indexes", build(indexes, "indexes"), timings)
     await timed("fkeys", add_foreign_keys(), timings)

@@ -107,8 +107,10 @@ def measure_scenario(
     """A warm-up run, then `plan.repeat` measured runs at the plan's connections."""
     request = scenario.request(targets, tokens)
 
+    connections = scenario.connections or plan.connections
+
     def one(duration_s: int) -> WrkResult:
-        load = plan.load(duration_s=duration_s)
+        load = plan.load(connections=connections, duration_s=duration_s)
         server.settle()
         return cleaned(
             server,
@@ -126,7 +128,7 @@ def measure_scenario(
     return {
         "title": scenario.title,
         "path": request.path,
-        "connections": plan.connections,
+        "connections": connections,
         "warmup": warmup.to_json() if warmup else None,
         "runs": [run.to_json() for run in runs],
         "median": summarize(runs),

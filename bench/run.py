@@ -161,7 +161,7 @@ def serve_phase(
         for scenario in scenarios:
             measured = measure_scenario(server, scenario, targets, tokens, plan)
             found["scenarios"][scenario.name] = {"letter": scenario.letter, **measured}
-        reads = [s for s in scenarios if s.reads]
+        reads = [s for s in scenarios if s.reads and s.ceiling]
         if args.high_connections and reads:
             found["high_concurrency"] = high_concurrency(
                 server, reads, targets, tokens, plan, args.high_connections
