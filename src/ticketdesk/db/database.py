@@ -122,7 +122,8 @@ class PostgresDatabase(Database):
         self.settings = settings
         self.secret = settings.database.password
         self._acquire_timeout = settings.db_pool_timeout
-        self._listeners: list[asyncio.Task[None]] = []  # one connection per channel
+        self._channels: dict[str, tuple[Listener, StateListener]] = {}
+        self._listener: asyncio.Task[None] | None = None  # one connection for every channel
 
     @classmethod
     async def open(cls, settings: Settings) -> PostgresDatabase:
@@ -174,27 +175,33 @@ class PostgresDatabase(Database):
 
     def listen(self, channel: str, on_message: Listener, on_state: StateListener) -> bool:
         super().listen(channel, on_message, on_state)
-        task = asyncio.get_running_loop().create_task(
-            self._listen(channel, on_message, on_state), name=f"listen {channel}"
+        self._channels[channel] = (on_message, on_state)
+        # One connection for every channel: (re)started so that it listens to this one too.
+        if self._listener is not None:
+            self._listener.cancel()
+        self._listener = asyncio.get_running_loop().create_task(
+            self._listen(dict(self._channels)), name="listen"
         )
-        self._listeners.append(task)
         return True
 
-    async def _listen(self, channel: str, on_message: Listener, on_state: StateListener) -> None:
+    async def _listen(self, channels: dict[str, tuple[Listener, StateListener]]) -> None:
         """A connection of its own, outside the pool, LISTENing; reopened whenever it is lost."""
-
-        def deliver(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-            on_message(payload)
-
-        failures = 0
         listening = False
+
+        def tell(state: bool) -> None:
+            for _, on_state in channels.values():
+                on_state(state)
+
+        def deliver(_conn: Any, _pid: int, channel: str, payload: str) -> None:
+            channels[channel][0](payload)
 
         def lost(_conn: Any) -> None:
             nonlocal listening
             if listening:  # at once, not at the next check
                 listening = False
-                on_state(False)
+                tell(False)
 
+        failures = 0
         while True:
             conn: asyncpg.Connection | None = None
             try:
@@ -207,10 +214,11 @@ class PostgresDatabase(Database):
                     },
                 )
                 conn.add_termination_listener(lost)
-                await conn.add_listener(channel, deliver)
+                for channel in channels:
+                    await conn.add_listener(channel, deliver)
                 failures = 0
                 listening = True
-                on_state(True)
+                tell(True)
                 while True:  # a dead connection must not pass for a quiet one
                     await asyncio.sleep(LISTEN_PING_S)
                     async with asyncio.timeout(LISTEN_PING_S):
@@ -218,9 +226,12 @@ class PostgresDatabase(Database):
             except asyncio.CancelledError:
                 raise
             except DRIVER_AND_OWN_ERRORS as exc:
-                on_state(False)
+                listening = False
+                tell(False)
                 log.warning(
-                    "notification channel %s lost: %s", channel, describe_failure(exc, self.secret)
+                    "notification channels %s lost: %s",
+                    ", ".join(channels),
+                    describe_failure(exc, self.secret),
                 )
             finally:
                 if conn is not None:
@@ -229,10 +240,10 @@ class PostgresDatabase(Database):
             failures += 1
 
     async def close(self, seconds: float) -> None:
-        for task in self._listeners:
-            task.cancel()
+        if self._listener is not None:
+            self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._listener
         try:
             async with asyncio.timeout(seconds):
                 await self.pool.close()
