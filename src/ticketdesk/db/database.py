@@ -86,8 +86,12 @@ class Database:
         `on_state(False)` when the channel is lost (notifications may have been missed),
         `on_state(True)` once it listens again.
         """
-        self._local.setdefault(channel, []).append(on_message)
+        self.listen_here(channel, on_message)
         return False
+
+    def listen_here(self, channel: str, on_message: Listener) -> None:
+        """Call `on_message` with each of this process's own notifications on `channel`."""
+        self._local.setdefault(channel, []).append(on_message)
 
     def deliver(self, channel: str, payload: str) -> None:
         """A notification of this process's own, delivered to its listeners at once."""

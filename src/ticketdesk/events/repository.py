@@ -30,15 +30,10 @@ PUBLIC_KINDS = ("created", "status", "message", "rating")
 STAFF_KINDS = tuple(kind for kind in EVENT_KINDS if kind not in PUBLIC_KINDS)
 
 CHANNEL = "ticketdesk_events"
-"""Notified in every transaction that writes events (`stream.py` listens)."""
+"""This process's streams hear on it that the process wrote events (`stream.py`)."""
 
-GUARD = (
-    "(SELECT pg_advisory_xact_lock_shared(last_value), "
-    "pg_notify('ticketdesk_events', '') FROM ticket_events_id_seq) AS guard"
-)
-assert CHANNEL in GUARD
-"""A FROM item for every INSERT of events on PostgreSQL: the lock (see the module's
-docstring) and the notification that events are on their way."""
+GUARD = "(SELECT pg_advisory_xact_lock_shared(last_value) FROM ticket_events_id_seq) AS guard"
+"""A FROM item for every INSERT of events on PostgreSQL: see the module's docstring."""
 
 INSERT_COLUMNS = "INSERT INTO ticket_events (ticket_id, at, actor_id, kind, before, after)"
 
@@ -99,7 +94,7 @@ async def record(
     db: Db, *, ticket_id: int, actor_id: int | None, now: datetime, changes: list[Change]
 ) -> None:
     """Write the events of one change to a ticket, in the request's transaction."""
-    db.notify(CHANNEL, "")  # this process's streams hear of it as it commits
+    db.notify(CHANNEL, "")  # this process's streams read at once when it commits
     for change in changes:
         await db.execute(
             _INSERT,
