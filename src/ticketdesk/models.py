@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 TICKET_STATUSES = ("pending", "resolved", "unresolved", "canceled")
@@ -144,6 +145,19 @@ tickets = Table(
     Index("ix_tickets_assignee_id_created_at_id", "assignee_id", "created_at", "id"),
     Index("ix_tickets_priority_id", "priority", "id"),
     Index("ix_tickets_status_priority_id", "status", "priority", "id"),
+    # The report's periods: when tickets were resolved and rated (most never are).
+    Index(
+        "ix_tickets_resolved_at",
+        "resolved_at",
+        postgresql_where=text("resolved_at IS NOT NULL"),
+        sqlite_where=text("resolved_at IS NOT NULL"),
+    ),
+    Index(
+        "ix_tickets_rated_at",
+        "rated_at",
+        postgresql_where=text("rated_at IS NOT NULL"),
+        sqlite_where=text("rated_at IS NOT NULL"),
+    ),
 )
 
 messages = Table(

@@ -40,6 +40,21 @@ class Counts(NamedTuple):
     ratings: int
     average_rating: float | None
 
+    @classmethod
+    def total(cls, rows: list[Counts]) -> Counts:
+        """The overall counts: the sums of every assignee's."""
+        ratings = sum(row.ratings for row in rows)
+        scores = sum((row.average_rating or 0) * row.ratings for row in rows)
+        return cls(
+            None,
+            sum(row.created for row in rows),
+            sum(row.resolved for row in rows),
+            sum(row.canceled for row in rows),
+            sum(row.breaches for row in rows),
+            ratings,
+            scores / ratings if ratings else None,
+        )
+
 
 class Durations(NamedTuple):
     assignee_id: int | None
@@ -65,21 +80,25 @@ def _seconds(dialect: str, later: str, earlier: str) -> str:
     return f"(julianday({later}) - julianday({earlier})) * 86400.0"
 
 
-def _counts(dialect: str, by_assignee: bool) -> TextClause:
-    assignee = "assignee_id" if by_assignee else "NULL"
-    group = "GROUP BY assignee_id" if by_assignee else ""
+def _counts(dialect: str) -> TextClause:
+    """Per assignee: one index range per period, so a month of a million tickets is quick."""
     return _typed(
         f"""
-        SELECT {assignee},
-               count(*) FILTER (WHERE {CREATED}),
-               count(*) FILTER (WHERE {RESOLVED}),
-               count(*) FILTER (WHERE {CANCELED}),
-               count(*) FILTER (WHERE {CREATED} AND {_breached_sql(dialect)}),
-               count(*) FILTER (WHERE {RATED}),
-               avg(rating_score) FILTER (WHERE {RATED})
-        FROM tickets
-        WHERE ({CREATED}) OR ({RESOLVED}) OR ({CANCELED}) OR ({RATED})
-        {group}
+        SELECT assignee_id, sum(created), sum(resolved), sum(canceled), sum(breaches),
+               sum(ratings), sum(score)
+        FROM (
+            SELECT assignee_id, 1 AS created, 0 AS resolved, 0 AS canceled,
+                   CASE WHEN {_breached_sql(dialect)} THEN 1 ELSE 0 END AS breaches,
+                   0 AS ratings, 0 AS score
+            FROM tickets WHERE {CREATED}
+            UNION ALL
+            SELECT assignee_id, 0, 1, 0, 0, 0, 0 FROM tickets WHERE {RESOLVED}
+            UNION ALL
+            SELECT assignee_id, 0, 0, 1, 0, 0, 0 FROM tickets WHERE {CANCELED}
+            UNION ALL
+            SELECT assignee_id, 0, 0, 0, 0, 1, rating_score FROM tickets WHERE {RATED}
+        ) AS counted
+        GROUP BY assignee_id
         """  # noqa: S608 - only our own constants are formatted in
     )
 
@@ -115,7 +134,7 @@ def _statement(build: Any, *args: Any) -> Statement:
     return Statement(build("sqlite", *args), postgres=build("postgresql", *args), writes=False)
 
 
-_COUNTS = {grouped: _statement(_counts, grouped) for grouped in (False, True)}
+_COUNTS = _statement(_counts)
 _FIRST_RESPONSE = {
     grouped: _statement(_durations, grouped, "first_response_at", CREATED)
     for grouped in (False, True)
@@ -126,23 +145,38 @@ _RESOLUTION = {
 
 
 class Summary(NamedTuple):
+    """The period's figures: counts per assignee (their sums are the overall ones), and the
+    times overall and per assignee."""
+
     counts: list[Counts]
     first_response: list[Durations]
     resolution: list[Durations]
+    overall_first_response: Durations | None
+    overall_resolution: Durations | None
 
 
-async def summary(
-    db: Db, *, start: datetime, stop: datetime, now: datetime, by_assignee: bool
-) -> Summary:
+async def summary(db: Db, *, start: datetime, stop: datetime, now: datetime) -> Summary:
     params = {"start": start, "stop": stop, "now": now}
     counts = [
-        Counts(row[0], row[1], row[2], row[3], row[4], row[5], _number(row[6]))
-        for row in await db.all(_COUNTS[by_assignee], params)
+        Counts(
+            row[0],
+            int(row[1]),
+            int(row[2]),
+            int(row[3]),
+            int(row[4]),
+            int(row[5]),
+            float(row[6]) / int(row[5]) if row[5] else None,
+        )
+        for row in await db.all(_COUNTS, params)
     ]
+    overall_first = await _durations_of(db, _FIRST_RESPONSE[False], params)
+    overall_resolution = await _durations_of(db, _RESOLUTION[False], params)
     return Summary(
         counts,
-        await _durations_of(db, _FIRST_RESPONSE[by_assignee], params),
-        await _durations_of(db, _RESOLUTION[by_assignee], params),
+        await _durations_of(db, _FIRST_RESPONSE[True], params),
+        await _durations_of(db, _RESOLUTION[True], params),
+        overall_first[0] if overall_first and overall_first[0].tickets else None,
+        overall_resolution[0] if overall_resolution and overall_resolution[0].tickets else None,
     )
 
 

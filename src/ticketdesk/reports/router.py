@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.models import utcnow
 from ticketdesk.reports import service
+from ticketdesk.reports.repository import Counts
 from ticketdesk.reports.schemas import AssigneeFigures, Figures, SummaryOut
 from ticketdesk.schemas import UtcDatetime
 from ticketdesk.web.errors import responses
@@ -32,11 +33,10 @@ async def summary(
     assignee (staff only)."""
     stop = stop or utcnow()
     start = start or stop - timedelta(days=DEFAULT_DAYS)
-    overall = await service.summary(db, viewer=user, start=start, stop=stop, by_assignee=False)
-    grouped = await service.summary(db, viewer=user, start=start, stop=stop, by_assignee=True)
-    counts = {row.assignee_id: row for row in grouped.counts}
-    first = {row.assignee_id: row for row in grouped.first_response}
-    resolution = {row.assignee_id: row for row in grouped.resolution}
+    found = await service.summary(db, viewer=user, start=start, stop=stop)
+    counts = {row.assignee_id: row for row in found.counts}
+    first = {row.assignee_id: row for row in found.first_response}
+    resolution = {row.assignee_id: row for row in found.resolution}
     assignees = sorted(counts.keys() | first.keys() | resolution.keys(), key=_nobody_last)
     by_assignee = [
         AssigneeFigures(
@@ -52,7 +52,7 @@ async def summary(
             "from": start,
             "to": stop,
             "overall": Figures.of(
-                _one(overall.counts), _one(overall.first_response), _one(overall.resolution)
+                Counts.total(found.counts), found.overall_first_response, found.overall_resolution
             ),
             "by_assignee": by_assignee,
         }
@@ -61,7 +61,3 @@ async def summary(
 
 def _nobody_last(assignee: int | None) -> tuple[bool, int]:
     return assignee is None, assignee or 0
-
-
-def _one(rows: list[Any]) -> Any:
-    return rows[0] if rows else None

@@ -14,13 +14,9 @@ from ticketdesk.reports.repository import Counts, Durations, Summary
 __all__ = ["Counts", "Durations", "Summary"]
 
 
-async def summary(
-    db: Db, *, viewer: Viewer, start: datetime, stop: datetime, by_assignee: bool
-) -> Summary:
+async def summary(db: Db, *, viewer: Viewer, start: datetime, stop: datetime) -> Summary:
     if not viewer.is_agent:
         raise Forbidden("reports are for staff only")
     if start >= stop:
         raise BadRequest("`from` must be before `to`")
-    return await repository.summary(
-        db, start=start, stop=stop, now=utcnow(), by_assignee=by_assignee
-    )
+    return await repository.summary(db, start=start, stop=stop, now=utcnow())
