@@ -23,6 +23,10 @@ from ticketdesk.auth.tokens import TokenChecks
 from ticketdesk.db import Database, open_database
 from ticketdesk.events.router import router as events_router
 from ticketdesk.events.stream import NewEvents
+from ticketdesk.pages.assets import Assets
+from ticketdesk.pages.console import router as console_router
+from ticketdesk.pages.router import last as last_pages_router
+from ticketdesk.pages.router import router as pages_router
 from ticketdesk.reports.router import router as reports_router
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
@@ -78,12 +82,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    app.state.assets = Assets()
     app.state.signing_key = settings.signing_key()
     install_error_handlers(app)
     # The busiest first: FastAPI tries the routes in turn, and each match has a cost. The
     # routes go into the app's own list: an included router is one more layer of matching
     # on every request (FastAPI keeps it nested), and each router here has its prefix already.
     routers = (
+        pages_router,
+        console_router,
         tickets_router,
         events_router,
         attachments_router,
@@ -92,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         staff_keys_router,
         reports_router,
         system_router,
+        last_pages_router,
     )
     docs_routes = list(app.router.routes)
     app.router.routes[:] = [route for router in routers for route in router.routes]
@@ -117,12 +125,16 @@ def _wrap_in_request_edge(app: FastAPI, policy: BrowserPolicy, settings: Setting
     build_stack = app.build_middleware_stack
     upload_bytes = settings.message_attachments_max_bytes + FORM_OVERHEAD_BYTES
 
-    def uploads(method: str, path: str) -> int | None:
-        """Messages with attachments: the only multipart bodies, and larger than the rest."""
-        return upload_bytes if method == "POST" and _UPLOAD_PATH.fullmatch(path) else None
+    def forms(method: str, path: str, multipart: bool) -> int | None:
+        """The browser pages' forms, and the API's messages with files (multipart only)."""
+        if method != "POST":
+            return None
+        if path.startswith("/app/") or (multipart and _UPLOAD_PATH.fullmatch(path)):
+            return upload_bytes
+        return None
 
     def build_middleware_stack() -> ASGIApp:
-        return RequestEdge(build_stack(), policy, settings.max_body_bytes, uploads)
+        return RequestEdge(build_stack(), policy, settings.max_body_bytes, forms)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
 

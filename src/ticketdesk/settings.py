@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     jwt_key: SecretStr | None = None
     jwt_key_file: Path | None = None
     token_lifetime_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
+    # Browser pages renew an active session's token; never past this long after sign-in.
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 90)
     staff_token: SecretStr | None = None
     cookie_secure: bool = False
 

@@ -22,8 +22,10 @@ from ticketdesk.attachments.storage import Storage
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Database, Db
 from ticketdesk.errors import BadRequest, NotFound, PayloadTooLarge
+from ticketdesk.pagination import PageRequest
 from ticketdesk.tickets import service as tickets
 from ticketdesk.tickets.repository import MessageRow
+from ticketdesk.tickets.sla import Policy
 
 __all__ = ["AttachmentRow"]
 
@@ -103,11 +105,7 @@ async def post_message(
     """The message with its files: the files kept first, then everything in one transaction."""
     check(uploads, limits)
     await tickets.get_ticket(db, viewer=viewer, ticket_id=ticket_id)  # no files for a 404
-    stored = []
-    for upload in uploads:
-        sha256 = await anyio.to_thread.run_sync(storage.put, upload.data)
-        name, kind = clean_filename(upload.filename), sniff(upload.data)
-        stored.append(StoredAttachment(name, kind, len(upload.data), sha256))
+    stored = [await _store(storage, upload) for upload in uploads]
     await db.begin()
     message = await tickets.post_message(
         db, viewer=viewer, ticket_id=ticket_id, text=text, internal=internal
@@ -151,3 +149,42 @@ async def sweep(database: Database, storage: Storage, *, grace_s: float = ORPHAN
     if removed:
         log.info("removed %d stored attachment contents no message refers to", removed)
     return removed
+
+
+async def open_ticket(
+    db: Db,
+    storage: Storage,
+    *,
+    author: Viewer,
+    topic: str,
+    text: str,
+    uploads: list[Upload],
+    limits: Limits,
+    policy: Policy,
+) -> int:
+    """A new ticket whose first message carries the files; the ticket's id."""
+    check(uploads, limits)
+    stored = [await _store(storage, upload) for upload in uploads]
+    await db.begin()
+    ticket_id = await tickets.create_ticket(
+        db, author=author, topic=topic, text=text, policy=policy
+    )
+    if stored:
+        first = await tickets.list_messages(
+            db,
+            viewer=author,
+            ticket_id=ticket_id,
+            page=PageRequest(limit=1, cursor=None, count=False),
+        )
+        message = first.items[0]
+        await repository.add(
+            db, ticket_id=ticket_id, message_id=message.id, files=stored, now=message.created_at
+        )
+    return ticket_id
+
+
+async def _store(storage: Storage, upload: Upload) -> StoredAttachment:
+    sha256 = await anyio.to_thread.run_sync(storage.put, upload.data)
+    return StoredAttachment(
+        clean_filename(upload.filename), sniff(upload.data), len(upload.data), sha256
+    )

@@ -90,17 +90,26 @@ class TokenClaims:
     version: int
     jti: str
     expires_at: datetime
+    session_started: datetime | None = None
+    """When the user signed in; a renewed token keeps it (the browser pages' maximum)."""
 
 
 def create_token(
-    *, user_id: int, version: int, key: bytes, lifetime_seconds: int
+    *,
+    user_id: int,
+    version: int,
+    key: bytes,
+    lifetime_seconds: int,
+    session_started: datetime | None = None,
 ) -> tuple[str, TokenClaims]:
     now = datetime.now(UTC)
+    started = (session_started or now).replace(microsecond=0)
     claims = TokenClaims(
         user_id=user_id,
         version=version,
         jti=secrets.token_urlsafe(16),
         expires_at=(now + timedelta(seconds=lifetime_seconds)).replace(microsecond=0),
+        session_started=started,
     )
     payload = {
         "sub": str(user_id),
@@ -108,6 +117,7 @@ def create_token(
         "jti": claims.jti,
         "iat": int(now.timestamp()),
         "exp": int(claims.expires_at.timestamp()),
+        "sat": int(started.timestamp()),
     }
     return jwt.encode(payload, key, algorithm=JWT_ALGORITHM), claims
 
@@ -142,6 +152,10 @@ def _verified_claims(token: str, key: bytes) -> TokenClaims:
         if not isinstance(jti, str) or len(jti) > 64:
             raise ValueError("malformed claims")
         expires_at = datetime.fromtimestamp(payload["exp"], UTC)
+        # Tokens from before sessions were kept count from their own issue time.
+        started = datetime.fromtimestamp(payload.get("sat", payload["iat"]), UTC)
     except (jwt.PyJWTError, ValueError, TypeError, OverflowError, OSError) as exc:
         raise Unauthorized("invalid or expired token") from exc
-    return TokenClaims(user_id=user_id, version=version, jti=jti, expires_at=expires_at)
+    return TokenClaims(
+        user_id=user_id, version=version, jti=jti, expires_at=expires_at, session_started=started
+    )

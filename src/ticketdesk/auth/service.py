@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from ticketdesk.auth import repository
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.auth.security import (
@@ -19,14 +21,32 @@ from ticketdesk.settings import Settings
 WRONG_CREDENTIALS = "wrong email or password"
 
 
-def issue_token(settings: Settings, *, user_id: int, version: int) -> tuple[str, TokenClaims]:
-    """A signed token for the user at their current token version."""
+def issue_token(
+    settings: Settings, *, user_id: int, version: int, session_started: datetime | None = None
+) -> tuple[str, TokenClaims]:
+    """A signed token for the user at their current token version.
+
+    `session_started`: a renewal's, from the token it replaces; None: a new session.
+    """
     return create_token(
         user_id=user_id,
         version=version,
         key=settings.signing_key(),
         lifetime_seconds=settings.token_lifetime_seconds,
+        session_started=session_started,
     )
+
+
+def renewed(settings: Settings, viewer: Viewer, now: datetime) -> tuple[str, TokenClaims] | None:
+    """A fresh token for an active browser session past half its lifetime; None when the
+    token is young enough, or the session has reached SESSION_MAX_HOURS since sign-in."""
+    claims = viewer.token
+    started = claims.session_started or now
+    if (claims.expires_at - now).total_seconds() > settings.token_lifetime_seconds / 2:
+        return None
+    if now - started >= timedelta(hours=settings.session_max_hours):
+        return None
+    return issue_token(settings, user_id=viewer.id, version=claims.version, session_started=started)
 
 
 async def login(

@@ -144,3 +144,22 @@ async def update_user(db: Db, user_id: int, values: dict[str, Any]) -> None:
     await db.execute(
         statement, {f"new_{name}": value for name, value in values.items()} | {"user_id": user_id}
     )
+
+
+class AgentRow(NamedTuple):
+    id: int
+    username: str
+    email: str
+
+
+_AGENTS = Statement(
+    select(users.c.id, users.c.username, users.c.email)
+    .where(users.c.is_active, (users.c.is_staff | users.c.is_superuser))
+    .order_by(users.c.username, users.c.id)
+    .limit(1000)
+)
+
+
+async def active_agents(db: Db) -> list[AgentRow]:
+    """Everyone a ticket can be assigned to (the first thousand, by name)."""
+    return [AgentRow(*row) for row in await db.all(_AGENTS)]

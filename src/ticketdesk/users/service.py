@@ -129,3 +129,7 @@ async def update_me(db: Db, *, user: Viewer, changes: MeUpdate) -> int | None:
     if changes.password is not None:
         return await auth.revoke_all_tokens(db, user_id=user.id)
     return None
+
+
+async def active_agents(db: Db) -> list[repository.AgentRow]:
+    return await repository.active_agents(db)

@@ -23,6 +23,11 @@ from ticketdesk.settings import Settings
 Headers = list[tuple[bytes, bytes]]
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+PAGES_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+"""The browser pages: their own script and stylesheet, nothing inline, nothing from elsewhere."""
 DOCS_PATHS = frozenset({"/docs", "/docs/", "/redoc", "/redoc/", "/docs/oauth2-redirect"})
 HSTS = "max-age=31536000"
 
@@ -96,9 +101,19 @@ class BrowserPolicy:
             common.append((b"strict-transport-security", HSTS.encode()))
         self.api_headers = [*common, (b"content-security-policy", API_CSP.encode())]
         self.docs_headers = [*common, (b"content-security-policy", docs_csp.encode())]
+        # Pages send their Origin with their own forms (no-referrer would make it "null",
+        # and the origin rule would refuse them), and nothing to other sites.
+        self.pages_headers = [
+            *(header for header in common if header[0] != b"referrer-policy"),
+            (b"referrer-policy", b"same-origin"),
+            (b"content-security-policy", PAGES_CSP.encode()),
+            (b"x-frame-options", b"DENY"),
+        ]
         self.allowed_origins = frozenset(origin.encode() for origin in settings.cors_origin_list)
 
     def headers_for(self, path: str) -> Headers:
+        if path == "/" or path.startswith("/app"):
+            return self.pages_headers
         return self.docs_headers if path in DOCS_PATHS else self.api_headers
 
     def is_foreign_cookie_write(self, scope: Scope) -> bool:

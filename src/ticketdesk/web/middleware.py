@@ -15,6 +15,7 @@ from ticketdesk.web.headers import WRITE_METHODS, BrowserPolicy
 
 _JSON = b"application/json"
 _MULTIPART = b"multipart/form-data"
+_URLENCODED = b"application/x-www-form-urlencoded"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 TOO_LARGE = "request body too large"
 FOREIGN_WRITE = "a write from another site may not use the session cookie"
@@ -32,8 +33,9 @@ class RequestEdge:
     - Requests read the way the old service read them: `/tickets/1/` is `/tickets/1` (a
       redirect would make clients drop POST bodies), and every body is JSON whatever its
       Content-Type says (`curl -d` sends a form type; the cookie is SameSite=Lax, so a
-      cross-site form cannot carry it). Only where `uploads` names a limit for the method
-      and path is a multipart/form-data body read as such, up to that limit.
+      cross-site form cannot carry it). Only where `forms` names a limit for the method,
+      path and kind of form (multipart or not) is a form body read as such, up to that
+      limit: the browser pages' forms, and messages with files.
     - One JSON line when the request is done, and a security event when its answer is one.
 
     One middleware rather than several: each layer costs calls and closures per request.
@@ -46,12 +48,12 @@ class RequestEdge:
         app: ASGIApp,
         policy: BrowserPolicy,
         max_bytes: int,
-        uploads: Callable[[str, str], int | None] = lambda method, path: None,
+        forms: Callable[[str, str, bool], int | None] = lambda method, path, multipart: None,
     ) -> None:
         self.app = app
         self.policy = policy
         self.max_bytes = max_bytes
-        self.uploads = uploads
+        self.forms = forms
         self.refusal = JSONResponse({"detail": FOREIGN_WRITE}, status_code=403)
         self.too_large = JSONResponse({"detail": TOO_LARGE}, status_code=413)
 
@@ -64,19 +66,22 @@ class RequestEdge:
         path: str = scope["path"]
         given = None
         declared = b"0"
-        multipart = False
+        multipart = urlencoded = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 given = request_id(value)
             elif name == b"content-length":
                 declared = value
             elif name == b"content-type":
-                multipart = value.lower().startswith(_MULTIPART)
+                kind = value.lower()
+                multipart = kind.startswith(_MULTIPART)
+                urlencoded = kind.startswith(_URLENCODED)
         max_bytes = self.max_bytes
-        if multipart:
-            upload_limit = self.uploads(method, path)
-            multipart = upload_limit is not None
-            max_bytes = upload_limit or max_bytes
+        form = False
+        if multipart or urlencoded:
+            form_limit = self.forms(method, path, multipart)
+            form = form_limit is not None
+            max_bytes = form_limit or max_bytes
         declared_too_large = not declared.isdigit() or int(declared) > max_bytes
         rid = given.decode() if given else urandom(16).hex()
         client = scope.get("client")
@@ -100,7 +105,7 @@ class RequestEdge:
             elif declared_too_large:
                 await self.too_large(scope, receive, send_with_headers)
             else:
-                scope = self._as_the_old_service_read_it(scope, path, method, multipart)
+                scope = self._as_the_old_service_read_it(scope, path, method, form)
                 scope[LOG_FIELDS] = fields
                 if method != "GET":
                     receive = self._counting(receive, max_bytes)
@@ -112,11 +117,11 @@ class RequestEdge:
             log_request(fields, event)
 
     @staticmethod
-    def _as_the_old_service_read_it(scope: Scope, path: str, method: str, multipart: bool) -> Scope:
+    def _as_the_old_service_read_it(scope: Scope, path: str, method: str, form: bool) -> Scope:
         if len(path) > 1 and path.endswith("/"):
             stripped = path.rstrip("/") or "/"
             scope = dict(scope, path=stripped, raw_path=stripped.encode())
-        if method in _BODY_METHODS and not multipart:
+        if method in _BODY_METHODS and not form:
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
             scope = dict(scope, headers=[*headers, (b"content-type", _JSON)])
         return scope

@@ -1,0 +1,317 @@
+"""The agent console: queues with counts, the ticket's properties, users, keys, the report."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import Response
+
+from ticketdesk.auth.principal import Viewer
+from ticketdesk.db import Db
+from ticketdesk.errors import BadRequest, TicketdeskError
+from ticketdesk.events import service as events
+from ticketdesk.models import utcnow
+from ticketdesk.pages.rendering import PageRoute, redirect, render, same_origin
+from ticketdesk.pages.router import count_write
+from ticketdesk.pages.session import Agent, Superuser
+from ticketdesk.pagination import PageRequest
+from ticketdesk.reports import service as reports
+from ticketdesk.reports.repository import Counts
+from ticketdesk.settings import AppSettings
+from ticketdesk.staff_keys import service as staff_keys
+from ticketdesk.tickets import rules, search
+from ticketdesk.tickets import service as tickets
+from ticketdesk.tickets.repository import TicketFilter, TicketRow
+from ticketdesk.users import service as users
+from ticketdesk.users.schemas import UserUpdate
+from ticketdesk.web.ratelimits import Limiter
+from ticketdesk.web.routing import DbHandle
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+SameOrigin = Depends(same_origin)
+QUEUE_SIZE = 50
+OPEN: tuple[rules.Status, ...] = ("pending", "unresolved")
+
+VIEWS = {
+    "unassigned": "Unassigned",
+    "mine": "Mine",
+    "open": "All open",
+    "breaching": "Breaching SLA",
+    "all": "All tickets",
+}
+
+
+def view_filter(view: str, viewer: Viewer) -> TicketFilter:
+    if view == "unassigned":
+        return TicketFilter(statuses=OPEN, unassigned=True)
+    if view == "mine":
+        return TicketFilter(statuses=OPEN, assignee_id=viewer.id)
+    if view == "breaching":
+        return TicketFilter(statuses=OPEN, breached=True)
+    if view == "open":
+        return TicketFilter(statuses=OPEN)
+    return TicketFilter()
+
+
+@router.get("/app/queue")
+async def queue(
+    request: Request,
+    viewer: Agent,
+    db: DbHandle,
+    view: str = "open",
+    status: Annotated[list[str] | None, Query()] = None,
+    priority: Annotated[list[str] | None, Query()] = None,
+    assignee: str = "",
+    q: str = "",
+    cursor: str | None = None,
+) -> Response:
+    if view not in VIEWS:
+        view = "open"
+    base = view_filter(view, viewer)
+    chosen_statuses = tuple(s for s in status or () if s in rules.AGENT_TARGETS | {"canceled"})
+    chosen_priorities = tuple(
+        rules.priority_rank(p) for p in priority or () if p in rules.PRIORITIES
+    )
+    assignee_id = base.assignee_id
+    unassigned = base.unassigned
+    if assignee == "me":
+        assignee_id, unassigned = viewer.id, False
+    elif assignee == "none":
+        assignee_id, unassigned = None, True
+    elif assignee.isdigit():
+        assignee_id, unassigned = int(assignee), False
+    query = q.strip()
+    if query and not search.terms(query):
+        query = ""
+    criteria = TicketFilter(
+        statuses=chosen_statuses or base.statuses,  # type: ignore[arg-type]
+        assignee_id=assignee_id,
+        unassigned=unassigned,
+        priorities=chosen_priorities,
+        breached=base.breached,
+        search=query[: search.MAX_LENGTH] or None,
+    )
+    page = await tickets.list_tickets(
+        db,
+        viewer=viewer,
+        page=PageRequest(limit=QUEUE_SIZE, cursor=cursor, count=False),
+        filters=criteria,
+        sort="-updated_at",
+    )
+    counts = {}
+    for name in ("unassigned", "mine", "open", "breaching"):
+        counted = await tickets.list_tickets(
+            db,
+            viewer=viewer,
+            page=PageRequest(limit=1, cursor=None, count=True),
+            filters=view_filter(name, viewer),
+        )
+        counts[name] = counted.total
+    agents = {agent.id: agent for agent in await users.active_agents(db)}
+    return render(
+        request,
+        "queue.html",
+        {
+            "viewer": viewer,
+            "view": view,
+            "views": VIEWS,
+            "counts": counts,
+            "tickets": page.items,
+            "next": page.next_cursor,
+            "agents": agents,
+            "now": utcnow(),
+            "chosen": {
+                "status": set(chosen_statuses),
+                "priority": set(priority or ()),
+                "assignee": assignee,
+                "q": q,
+            },
+        },
+    )
+
+
+async def agent_ticket_context(db: Db, viewer: Viewer, ticket: TicketRow) -> dict[str, Any]:
+    history = await events.history(
+        db,
+        viewer=viewer,
+        ticket_id=ticket.id,
+        page=PageRequest(limit=500, cursor=None, count=False),
+    )
+    others = await tickets.list_tickets(
+        db,
+        viewer=viewer,
+        page=PageRequest(limit=10, cursor=None, count=False),
+        filters=TicketFilter(author_email=ticket.author),
+        sort="-updated_at",
+    )
+    agents = await users.active_agents(db)
+    return {
+        "history": history.items,
+        "others": [other for other in others.items if other.id != ticket.id],
+        "agents": agents,
+        "agent_names": {agent.id: agent.username for agent in agents},
+        "now": utcnow(),
+    }
+
+
+@router.post("/app/tickets/{ticket_id}/properties", dependencies=[SameOrigin])
+async def properties(
+    request: Request,
+    ticket_id: int,
+    viewer: Agent,
+    db: DbHandle,
+    limiter: Limiter,
+    settings: AppSettings,
+    status: Annotated[str, Form()] = "",
+    priority: Annotated[str, Form()] = "",
+    assignee: Annotated[str, Form()] = "",
+) -> Response:
+    await count_write(limiter, viewer)
+    if status not in rules.AGENT_TARGETS | {""} or priority not in (*rules.PRIORITIES, ""):
+        raise BadRequest("choose a status and a priority from the lists")
+    if assignee and not assignee.isdigit():
+        raise BadRequest("choose an assignee from the list")
+    current = await tickets.get_ticket(db, viewer=viewer, ticket_id=ticket_id)
+    changes = tickets.TicketChanges(
+        status=status or None,  # type: ignore[arg-type]
+        assignee_id=(int(assignee) if assignee else None)
+        if (int(assignee) if assignee else None) != current.assignee_id
+        else tickets.UNCHANGED,
+        priority=priority or None,  # type: ignore[arg-type]
+    )
+    if current.status == "canceled" and status == current.status:
+        changes = tickets.TicketChanges(assignee_id=changes.assignee_id, priority=changes.priority)
+    await tickets.change_ticket(
+        db, viewer=viewer, ticket_id=ticket_id, changes=changes, policy=settings.sla_policy
+    )
+    return redirect(request, f"/app/tickets/{ticket_id}")
+
+
+@router.post("/app/tickets/{ticket_id}/take", dependencies=[SameOrigin])
+async def take(
+    request: Request,
+    ticket_id: int,
+    viewer: Agent,
+    db: DbHandle,
+    limiter: Limiter,
+    settings: AppSettings,
+) -> Response:
+    await count_write(limiter, viewer)
+    await tickets.change_ticket(
+        db,
+        viewer=viewer,
+        ticket_id=ticket_id,
+        changes=tickets.TicketChanges(assignee_id=viewer.id),
+        policy=settings.sla_policy,
+    )
+    return redirect(request, f"/app/tickets/{ticket_id}")
+
+
+# users
+
+
+@router.get("/app/users")
+async def user_list(
+    request: Request, viewer: Agent, db: DbHandle, cursor: str | None = None
+) -> Response:
+    page = await users.list_users(
+        db, page=PageRequest(limit=QUEUE_SIZE, cursor=cursor, count=False)
+    )
+    return render(
+        request, "users.html", {"viewer": viewer, "users": page.items, "next": page.next_cursor}
+    )
+
+
+@router.get("/app/users/{user_id}")
+async def user_page(request: Request, user_id: int, viewer: Agent, db: DbHandle) -> Response:
+    user = await users.get_user(db, user_id)
+    their = await tickets.list_tickets(
+        db,
+        viewer=viewer,
+        page=PageRequest(limit=QUEUE_SIZE, cursor=None, count=False),
+        filters=TicketFilter(author_id=user_id),
+        sort="-updated_at",
+    )
+    return render(request, "user.html", {"viewer": viewer, "user": user, "tickets": their.items})
+
+
+@router.post("/app/users/{user_id}", dependencies=[SameOrigin])
+async def change_user(
+    request: Request,
+    user_id: int,
+    viewer: Agent,
+    db: DbHandle,
+    limiter: Limiter,
+    action: Annotated[str, Form()] = "",
+) -> Response:
+    await count_write(limiter, viewer)
+    changes = {
+        "block": UserUpdate(is_active=False),
+        "unblock": UserUpdate(is_active=True),
+        "make-staff": UserUpdate(is_staff=True),
+        "remove-staff": UserUpdate(is_staff=False),
+    }.get(action)
+    if changes is None:
+        raise BadRequest("unknown action")
+    await users.update_user(db, actor=viewer, user_id=user_id, changes=changes)
+    return redirect(request, f"/app/users/{user_id}")
+
+
+# staff keys (superusers)
+
+
+@router.get("/app/staff-keys")
+async def key_list(request: Request, viewer: Superuser, db: DbHandle) -> Response:
+    keys = await staff_keys.list_keys(db)
+    return render(request, "staff_keys.html", {"viewer": viewer, "keys": keys, "new_key": None})
+
+
+@router.post("/app/staff-keys", dependencies=[SameOrigin])
+async def issue_key(
+    request: Request, viewer: Superuser, db: DbHandle, limiter: Limiter
+) -> Response:
+    await count_write(limiter, viewer)
+    key, _row = await staff_keys.create_key(
+        db, created_by=viewer.id, expires_at=utcnow() + timedelta(days=7)
+    )
+    keys = await staff_keys.list_keys(db)
+    # Shown once, on this answer only: not a redirect, so it never sits in a URL or history.
+    return render(request, "staff_keys.html", {"viewer": viewer, "keys": keys, "new_key": key})
+
+
+@router.post("/app/staff-keys/{key_id}/withdraw", dependencies=[SameOrigin])
+async def withdraw_key(
+    request: Request, key_id: int, viewer: Superuser, db: DbHandle, limiter: Limiter
+) -> Response:
+    await count_write(limiter, viewer)
+    await staff_keys.delete_key(db, key_id)
+    return redirect(request, "/app/staff-keys")
+
+
+# the report
+
+
+@router.get("/app/report")
+async def report(request: Request, viewer: Agent, db: DbHandle, days: int = 30) -> Response:
+    if not 1 <= days <= 366:
+        raise BadRequest("choose a period of 1 to 366 days")
+    stop = utcnow()
+    start = stop - timedelta(days=days)
+    try:
+        found = await reports.summary(db, viewer=viewer, start=start, stop=stop)
+    except TicketdeskError:
+        raise
+    agents = {agent.id: agent.username for agent in await users.active_agents(db)}
+    return render(
+        request,
+        "report.html",
+        {
+            "viewer": viewer,
+            "days": days,
+            "overall": Counts.total(found.counts),
+            "found": found,
+            "agents": agents,
+        },
+    )

@@ -1,0 +1,410 @@
+"""The browser app: a customer portal and an agent console, rendered on the server.
+
+The pages call the same services as the API, with the request's database handle; they
+never call the API over HTTP. Every form posts, then redirects to a page (POST, redirect,
+GET), so each flow works without JavaScript; `static/app.js` only adds live updates,
+keyboard shortcuts and relative times.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ticketdesk.attachments import service as attachments
+from ticketdesk.attachments.repository import AttachmentRow
+from ticketdesk.attachments.service import Limits, Upload
+from ticketdesk.auth import service as auth
+from ticketdesk.auth.principal import Viewer
+from ticketdesk.auth.schemas import LoginIn
+from ticketdesk.db import Db
+from ticketdesk.errors import NotFound, TicketdeskError
+from ticketdesk.pages.assets import FOREVER, Assets
+from ticketdesk.pages.forms import FormErrors, parse
+from ticketdesk.pages.rendering import PageRoute, error_page, redirect, render, same_origin
+from ticketdesk.pages.session import MaybeSignedIn, SignedIn, safe_next
+from ticketdesk.pagination import PageRequest
+from ticketdesk.schemas import normalize_email
+from ticketdesk.settings import AppSettings, Settings
+from ticketdesk.tickets import service as tickets
+from ticketdesk.tickets.schemas import MessageCreate, RatingIn, TicketCreate
+from ticketdesk.users import service as users
+from ticketdesk.users.schemas import MeUpdate, UserCreate
+from ticketdesk.web.cookies import clear_token_cookie, set_token_cookie
+from ticketdesk.web.ratelimits import Limiter, client_address, limit_login
+from ticketdesk.web.routing import DbHandle
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+SameOrigin = Depends(same_origin)
+PAGE_SIZE = 25
+THREAD_SIZE = 500
+
+
+def home_of(viewer: Viewer) -> str:
+    return "/app/queue" if viewer.is_agent else "/app/tickets"
+
+
+def limits_of(settings: Settings) -> Limits:
+    return Limits(
+        per_file=settings.attachment_max_bytes,
+        per_message=settings.message_attachments_max_bytes,
+        files=settings.message_attachments_max_files,
+    )
+
+
+async def read_uploads(files: list[UploadFile | str] | None, settings: Settings) -> list[Upload]:
+    """The files of a form; an empty file input (no name) is no file."""
+    return [
+        Upload(file.filename or "", await file.read(settings.attachment_max_bytes + 1))
+        for file in files or []
+        if not isinstance(file, str) and (file.filename or file.size)
+    ]
+
+
+Files = Annotated[list[UploadFile | str] | None, File()]
+
+
+@router.get("/app/static/{name}")
+async def static(name: str, request: Request) -> Response:
+    assets: Assets = request.app.state.assets
+    asset = assets.served.get(name)
+    if asset is None:
+        raise NotFound("no such file")
+    return Response(asset.content, media_type=asset.media_type, headers={"Cache-Control": FOREVER})
+
+
+# signing in and out
+
+
+@router.get("/")
+async def landing(
+    request: Request, viewer: MaybeSignedIn, next: str | None = None, expired: str | None = None
+) -> Response:
+    """Sign in, or go home when signed in already."""
+    if viewer is not None:
+        return redirect(request, safe_next(next) if next else home_of(viewer))
+    message = "Your session expired. Sign in again to continue." if expired else None
+    return render(request, "sign_in.html", {"next": safe_next(next), "notice": message})
+
+
+@router.get("/app")
+async def app_home(request: Request, viewer: SignedIn) -> Response:
+    return redirect(request, home_of(viewer))
+
+
+@router.post("/app/sign-in", dependencies=[SameOrigin])
+async def sign_in(
+    request: Request,
+    db: DbHandle,
+    limiter: Limiter,
+    settings: AppSettings,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/app",
+) -> Response:
+    values = {"email": email, "next": safe_next(next)}
+    try:
+        parse(LoginIn, {"email": email, "password": password})
+    except FormErrors as exc:
+        return render(request, "sign_in.html", {**values, "errors": exc.errors}, 400)
+    address = normalize_email(email)
+    await limit_login(limiter, address=client_address(request), email=address)
+    try:
+        token, _claims = await auth.login(db, settings, email=address, password=password)
+    except NotFound:
+        await limiter.record(limiter.login_failures, address)
+        errors = {"form": "Wrong email or password."}
+        return render(request, "sign_in.html", {**values, "errors": errors}, 400)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    set_token_cookie(response, token, settings)
+    return response
+
+
+@router.get("/app/sign-up")
+async def sign_up_page(request: Request, viewer: MaybeSignedIn) -> Response:
+    if viewer is not None:
+        return redirect(request, home_of(viewer))
+    return render(request, "sign_up.html", {})
+
+
+@router.post("/app/sign-up", dependencies=[SameOrigin])
+async def sign_up(
+    request: Request,
+    db: DbHandle,
+    limiter: Limiter,
+    settings: AppSettings,
+    username: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    values = {"username": username, "email": email}
+    await limiter.hit(limiter.register_per_ip, client_address(request))
+    try:
+        data = parse(UserCreate, {"username": username, "email": email, "password": password})
+        user = await users.register(db, data, credential=None, staff_token=None)
+    except FormErrors as exc:
+        return render(request, "sign_up.html", {**values, "errors": exc.errors}, 400)
+    except TicketdeskError as exc:
+        if exc.status_code != 400:
+            raise
+        return render(request, "sign_up.html", {**values, "errors": {"email": exc.detail}}, 400)
+    token, _claims = auth.issue_token(settings, user_id=user.id, version=0)
+    response = RedirectResponse("/app/tickets", status_code=303)
+    set_token_cookie(response, token, settings)
+    return response
+
+
+@router.post("/app/sign-out", dependencies=[SameOrigin])
+async def sign_out(
+    request: Request, viewer: MaybeSignedIn, db: DbHandle, settings: AppSettings
+) -> Response:
+    if viewer is not None:
+        await auth.logout(db, viewer)
+    response = RedirectResponse("/", status_code=303)
+    clear_token_cookie(response, settings)
+    return response
+
+
+# the customer's tickets (agents reach the same pages, with their console around them)
+
+
+@router.get("/app/tickets")
+async def my_tickets(
+    request: Request, viewer: SignedIn, db: DbHandle, cursor: str | None = None
+) -> Response:
+    if viewer.is_agent:
+        return redirect(request, "/app/queue")
+    page = await tickets.list_tickets(
+        db,
+        viewer=viewer,
+        page=PageRequest(limit=PAGE_SIZE, cursor=cursor, count=False),
+        sort="-updated_at",
+    )
+    return render(
+        request,
+        "my_tickets.html",
+        {"viewer": viewer, "tickets": page.items, "next": page.next_cursor},
+    )
+
+
+@router.get("/app/tickets/new")
+async def new_ticket_page(request: Request, viewer: SignedIn) -> Response:
+    return render(request, "new_ticket.html", {"viewer": viewer, "values": {}})
+
+
+@router.post("/app/tickets", dependencies=[SameOrigin])
+async def open_ticket(
+    request: Request,
+    viewer: SignedIn,
+    db: DbHandle,
+    settings: AppSettings,
+    topic: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
+    files: Files = None,
+) -> Response:
+    values = {"topic": topic, "message": message}
+    try:
+        data = parse(TicketCreate, {"topic": topic, "text": message})
+    except FormErrors as exc:
+        errors = {"message" if k == "text" else k: v for k, v in exc.errors.items()}
+        return render(
+            request, "new_ticket.html", {"viewer": viewer, "values": values, "errors": errors}, 400
+        )
+    uploads = await read_uploads(files, settings)
+    ticket_id = await attachments.open_ticket(
+        db,
+        request.app.state.storage,
+        author=viewer,
+        topic=data.topic,
+        text=data.text,
+        uploads=uploads,
+        limits=limits_of(settings),
+        policy=settings.sla_policy,
+    )
+    return redirect(request, f"/app/tickets/{ticket_id}")
+
+
+async def thread_of(
+    db: Db, viewer: Viewer, ticket_id: int
+) -> tuple[list[Any], dict[int, list[AttachmentRow]]]:
+    page = await tickets.list_messages(
+        db,
+        viewer=viewer,
+        ticket_id=ticket_id,
+        page=PageRequest(limit=THREAD_SIZE, cursor=None, count=False),
+    )
+    files: dict[int, list[AttachmentRow]] = {}
+    for row in await attachments.of_messages(db, ticket_id=ticket_id, page=list(page.items)):
+        files.setdefault(row.message_id, []).append(row)
+    return list(page.items), files
+
+
+@router.get("/app/tickets/{ticket_id}")
+async def ticket_page(
+    request: Request, ticket_id: int, viewer: SignedIn, db: DbHandle, sent: str | None = None
+) -> Response:
+    ticket = await tickets.get_ticket(db, viewer=viewer, ticket_id=ticket_id)
+    messages, files = await thread_of(db, viewer, ticket_id)
+    context: dict[str, Any] = {
+        "viewer": viewer,
+        "ticket": ticket,
+        "messages": messages,
+        "files": files,
+        "sent": sent,
+    }
+    if viewer.is_agent:
+        from ticketdesk.pages.console import agent_ticket_context
+
+        context |= await agent_ticket_context(db, viewer, ticket)
+        return render(request, "agent_ticket.html", context)
+    return render(request, "ticket.html", context)
+
+
+@router.post("/app/tickets/{ticket_id}/messages", dependencies=[SameOrigin])
+async def reply(
+    request: Request,
+    ticket_id: int,
+    viewer: SignedIn,
+    db: DbHandle,
+    settings: AppSettings,
+    message: Annotated[str, Form()] = "",
+    internal: Annotated[str | None, Form()] = None,
+    files: Files = None,
+) -> Response:
+    is_note = internal is not None and viewer.is_agent
+    try:
+        data = parse(MessageCreate, {"text": message, "internal": is_note})
+    except FormErrors:
+        return error_page(request, 400, "Write a message before sending it.")
+    uploads = await read_uploads(files, settings)
+    await attachments.post_message(
+        db,
+        request.app.state.storage,
+        viewer=viewer,
+        ticket_id=ticket_id,
+        text=data.text,
+        internal=data.internal,
+        uploads=uploads,
+        limits=limits_of(settings),
+    )
+    return redirect(
+        request, f"/app/tickets/{ticket_id}?sent={'note' if is_note else 'reply'}#composer"
+    )
+
+
+@router.post("/app/tickets/{ticket_id}/cancel", dependencies=[SameOrigin])
+async def cancel(
+    request: Request, ticket_id: int, viewer: SignedIn, db: DbHandle, settings: AppSettings
+) -> Response:
+    await tickets.change_status(
+        db, viewer=viewer, ticket_id=ticket_id, status="canceled", policy=settings.sla_policy
+    )
+    return redirect(request, f"/app/tickets/{ticket_id}")
+
+
+@router.post("/app/tickets/{ticket_id}/rating", dependencies=[SameOrigin])
+async def rate(
+    request: Request,
+    ticket_id: int,
+    viewer: SignedIn,
+    db: DbHandle,
+    score: Annotated[str, Form()] = "",
+    comment: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        data = parse(
+            RatingIn,
+            {"score": int(score) if score.isdigit() else score, "comment": comment or None},
+        )
+    except FormErrors:
+        return error_page(request, 400, "Choose a score from 1 to 5.")
+    await tickets.rate_ticket(
+        db, viewer=viewer, ticket_id=ticket_id, score=data.score, comment=data.comment
+    )
+    return redirect(request, f"/app/tickets/{ticket_id}")
+
+
+@router.get("/app/attachments/{attachment_id}")
+async def download(
+    request: Request, attachment_id: int, viewer: SignedIn, db: DbHandle
+) -> Response:
+    from fastapi.responses import FileResponse
+
+    found, path = await attachments.download(
+        db, request.app.state.storage, viewer=viewer, attachment_id=attachment_id
+    )
+    return FileResponse(
+        path,
+        media_type=found.content_type,
+        filename=found.filename,
+        content_disposition_type="attachment",
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
+# the account
+
+
+@router.get("/app/account")
+async def account_page(request: Request, viewer: SignedIn, saved: str | None = None) -> Response:
+    return render(request, "account.html", {"viewer": viewer, "saved": saved, "values": {}})
+
+
+@router.post("/app/account", dependencies=[SameOrigin])
+async def save_account(
+    request: Request,
+    viewer: SignedIn,
+    db: DbHandle,
+    settings: AppSettings,
+    username: Annotated[str, Form()] = "",
+    current_password: Annotated[str, Form()] = "",
+    new_password: Annotated[str, Form()] = "",
+) -> Response:
+    values: dict[str, Any] = {}
+    if username and username != viewer.username:
+        values["username"] = username
+    if new_password:
+        values["password"] = new_password
+        values["current_password"] = current_password or None
+    try:
+        changes = parse(MeUpdate, values)
+        version = await users.update_me(db, user=viewer, changes=changes)
+    except FormErrors as exc:
+        return render(
+            request,
+            "account.html",
+            {"viewer": viewer, "errors": exc.errors, "values": {"username": username}},
+            400,
+        )
+    except TicketdeskError as exc:
+        if exc.status_code != 400:
+            raise
+        errors = {"current_password": "The current password is not right."}
+        return render(
+            request,
+            "account.html",
+            {"viewer": viewer, "errors": errors, "values": {"username": username}},
+            400,
+        )
+    response = redirect(request, "/app/account?saved=1")
+    if version is not None:
+        token, _claims = auth.issue_token(settings, user_id=viewer.id, version=version)
+        set_token_cookie(response, token, settings)
+    return response
+
+
+last = APIRouter(route_class=PageRoute, include_in_schema=False)
+"""Routed after every other page."""
+
+
+@last.get("/app/{rest:path}")
+async def not_found(request: Request, rest: str, viewer: MaybeSignedIn) -> HTMLResponse:
+    request.state.viewer = viewer
+    return error_page(request, 404, "There is no page at this address.")
+
+
+async def count_write(limiter: Limiter, viewer: Viewer) -> None:
+    """A form that writes counts against the same per-user limit as the API's writes."""
+    await limiter.hit(limiter.writes_per_user, str(viewer.id))

@@ -1,0 +1,135 @@
+// ticketdesk: what scripts add to pages that work without them. No library, no build.
+(function () {
+  "use strict";
+
+  // Times: relative ("4 min ago") in the viewer's words, the exact local time on hover.
+  var words = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  function relative(date) {
+    var seconds = (date.getTime() - Date.now()) / 1000;
+    var steps = [[60, "second"], [60, "minute"], [24, "hour"], [7, "day"], [4.35, "week"], [12, "month"]];
+    var value = seconds;
+    for (var i = 0; i < steps.length; i++) {
+      if (Math.abs(value) < steps[i][0]) return words.format(Math.round(value), steps[i][1]);
+      value /= steps[i][0];
+    }
+    return words.format(Math.round(value), "year");
+  }
+  function showTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (node) {
+      var date = new Date(node.getAttribute("datetime"));
+      if (isNaN(date)) return;
+      node.title = date.toLocaleString();
+      node.textContent = relative(date);
+    });
+  }
+  showTimes(document);
+  setInterval(function () { showTimes(document); }, 30000);
+
+  // The composer: the internal-note switch changes its look and its button.
+  var internal = document.getElementById("internal");
+  if (internal) {
+    var composer = document.getElementById("composer");
+    var send = composer.querySelector("button[type=submit]");
+    var update = function () {
+      composer.classList.toggle("note-mode", internal.checked);
+      send.textContent = internal.checked ? "Save note" : "Send";
+    };
+    internal.addEventListener("change", update);
+    update();
+  }
+
+  // Live: the queue and the ticket page follow the event stream (staff only).
+  var live = document.body.dataset.live;
+  function typing() {
+    var active = document.activeElement;
+    return active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName) && active.value;
+  }
+  function refresh(selector) {
+    return fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector(selector);
+        var current = document.querySelector(selector);
+        if (!fresh || !current) return;
+        var known = {};
+        current.querySelectorAll("[data-id],[id^=message-]").forEach(function (n) { known[n.dataset.id || n.id] = true; });
+        fresh.querySelectorAll("[data-id],[id^=message-]").forEach(function (n) {
+          if (!known[n.dataset.id || n.id]) n.classList.add("fresh");
+        });
+        current.replaceWith(fresh);
+        showTimes(fresh);
+      });
+  }
+  if (live && window.EventSource) {
+    var ticket = document.body.dataset.ticket;
+    var pending = null;
+    var stream = new EventSource("/events/stream");
+    stream.onmessage = null;
+    var onEvent = function (event) {
+      var data = JSON.parse(event.data);
+      if (live === "ticket" && String(data.ticket_id) !== ticket) return;
+      if (pending) return;
+      pending = setTimeout(function () {
+        pending = null;
+        if (live === "queue") refresh("#queue-rows") || refresh("main");
+        else refresh("#thread");
+      }, 150);
+    };
+    ["created", "status", "assignee", "priority", "message", "note", "rating"].forEach(function (kind) {
+      stream.addEventListener(kind, onEvent);
+    });
+  }
+
+  // Keyboard: j/k move in the queue, Enter opens, r replies, n writes a note, / searches, ? helps.
+  var rows = function () { return Array.prototype.slice.call(document.querySelectorAll("#queue-rows tr")); };
+  var selected = -1;
+  function select(index) {
+    var all = rows();
+    if (!all.length) return;
+    selected = Math.max(0, Math.min(index, all.length - 1));
+    all.forEach(function (row, i) { row.classList.toggle("selected", i === selected); });
+    all[selected].scrollIntoView({ block: "nearest" });
+  }
+  var help = null;
+  function showHelp() {
+    if (!help) {
+      help = document.createElement("dialog");
+      help.setAttribute("aria-label", "Keyboard shortcuts");
+      help.innerHTML = "<h2>Keyboard shortcuts</h2><ul>" +
+        "<li><kbd>j</kbd> / <kbd>k</kbd>: next / previous ticket</li><li><kbd>Enter</kbd>: open it</li>" +
+        "<li><kbd>r</kbd>: reply</li><li><kbd>n</kbd>: internal note</li><li><kbd>/</kbd>: search</li>" +
+        "<li><kbd>?</kbd>: this list</li></ul><form method=\"dialog\"><button>Close</button></form>";
+      document.body.appendChild(help);
+    }
+    help.showModal();
+  }
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) || target.isContentEditable) return;
+    var message = document.getElementById("message");
+    switch (event.key) {
+      case "j": select(selected + 1); break;
+      case "k": select(selected - 1); break;
+      case "Enter":
+        if (selected >= 0) { var link = rows()[selected].querySelector("a"); if (link) link.click(); }
+        return;
+      case "r":
+      case "n":
+        if (!message) return;
+        if (internal) { internal.checked = event.key === "n"; internal.dispatchEvent(new Event("change")); }
+        message.focus();
+        break;
+      case "/":
+        var search = document.getElementById("q");
+        if (!search) return;
+        search.focus();
+        break;
+      case "?": showHelp(); break;
+      default: return;
+    }
+    event.preventDefault();
+  });
+  void typing;
+})();
