@@ -54,7 +54,7 @@ def describe_event(event: Any, names: dict[int, str]) -> str:
     if event.kind == "created":
         return f"{who} opened the ticket"
     if event.kind == "status":
-        return f"{who} set the status to {AGENT_STATUS_WORDS.get(after.get('status'), '?')}"
+        return f"{who} set the status to {AGENT_STATUS_WORDS.get(str(after.get('status')), '?')}"
     if event.kind == "assignee":
         assignee = after.get("assignee_id")
         return (
