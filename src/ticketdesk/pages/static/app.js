@@ -72,7 +72,7 @@
       if (pending) return;
       pending = setTimeout(function () {
         pending = null;
-        if (live === "queue") refresh("#queue-rows") || refresh("main");
+        if (live === "queue") { refresh("#queue-results"); refresh(".views"); }
         else refresh("#thread");
       }, 150);
     };
