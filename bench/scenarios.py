@@ -146,6 +146,35 @@ SCENARIOS = (
         connections=4,
         ceiling=False,
     ),
+    # The browser pages beside the API calls they show (the session cookie is the token).
+    Scenario(
+        "queue_page",
+        "m",
+        "GET /app/queue (staff page: open tickets, four counts)",
+        "GET",
+        "/app/queue",
+        "staff",
+        ceiling=False,
+    ),
+    Scenario(
+        "queue_api",
+        "n",
+        "GET /tickets, the queue's open tickets (staff)",
+        "GET",
+        "/tickets?status=pending&status=unresolved&sort=-updated_at&limit=50",
+        "staff",
+        list_endpoint=True,
+        ceiling=False,
+    ),
+    Scenario(
+        "ticket_page",
+        "o",
+        "GET /app/tickets/{id} (customer page: the ticket and its thread)",
+        "GET",
+        "/app/tickets/{messages_ticket}",
+        "customer",
+        ceiling=False,
+    ),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -153,3 +154,25 @@ async def test_the_api_is_unchanged_beside_the_pages(
     assert (await client.get("/nothing-here")).json() == {"detail": "Not Found"}
     api = await client.get("/time")
     assert "form-action 'none'" in api.headers["content-security-policy"]
+
+
+async def test_the_queue_counts_each_view(
+    client: httpx.AsyncClient, customer: Account, staff: Account, monkeypatch: Any
+) -> None:
+    from ticketdesk.pages import console
+
+    for _ in range(3):
+        await open_ticket(client, customer)
+    mine = await open_ticket(client, customer)
+    await client.patch(f"/tickets/{mine}", json={"assignee_id": staff.id}, headers=staff.headers)
+    client.cookies.set("token", staff.token)
+
+    def badges(html: str) -> dict[str, str]:
+        found = re.findall(r'view=(\w+)"[^>]*>[^<]+<span class="count">([^<]+)</span>', html)
+        return dict(found)
+
+    page = await client.get("/app/queue")
+    assert badges(page.text) == {"unassigned": "3", "mine": "1", "open": "4", "breaching": "0"}
+    monkeypatch.setattr(console, "COUNT_CAP", 3)
+    capped = badges((await client.get("/app/queue")).text)
+    assert capped == {"unassigned": "2+", "mine": "1", "open": "2+", "breaching": "0"}

@@ -355,6 +355,27 @@ def _ticket_count(viewer_is_agent: bool, shape: FilterShape) -> Statement:
     )
 
 
+@lru_cache(maxsize=128)
+def _capped_count(viewer_is_agent: bool, shape: FilterShape) -> Statement:
+    def build(dialect: str) -> Select[Any]:
+        query = _visible(select(tickets.c.id).select_from(tickets), viewer_is_agent)
+        found = _filtered(query, shape, viewer_is_agent, dialect).limit(
+            bindparam("cap", type_=Integer)
+        )
+        return select(func.count()).select_from(found.subquery())
+
+    return Statement(build("sqlite"), postgres=build("postgresql"))
+
+
+async def count_tickets_up_to(
+    db: Db, viewer: Viewer, filters: TicketFilter, now: datetime, cap: int
+) -> int:
+    """How many tickets match, counting no further than `cap` (a queue's badge)."""
+    statement = _capped_count(viewer.is_agent, filters.shape())
+    params = {"viewer_id": viewer.id, "cap": cap, **filters.parameters(now)}
+    return int(await db.scalar(statement, params))
+
+
 async def count_tickets(db: Db, viewer: Viewer, filters: TicketFilter, now: datetime) -> int:
     statement = _ticket_count(viewer.is_agent, filters.shape())
     return int(await db.scalar(statement, {"viewer_id": viewer.id, **filters.parameters(now)}))

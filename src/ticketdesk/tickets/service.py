@@ -60,6 +60,13 @@ async def list_tickets(
     return result
 
 
+async def count_tickets_up_to(db: Db, *, viewer: Viewer, filters: TicketFilter, cap: int) -> int:
+    """How many tickets the viewer may see match, up to `cap` (cheap on a large queue)."""
+    if not viewer.is_agent and filters.for_agents_only:
+        raise Forbidden(STAFF_ONLY_LIST)
+    return await repository.count_tickets_up_to(db, viewer, filters, utcnow(), cap)
+
+
 async def get_ticket(db: Db, *, viewer: Viewer, ticket_id: int) -> TicketRow:
     ticket = await repository.get_ticket(db, viewer, ticket_id)
     if ticket is None:
