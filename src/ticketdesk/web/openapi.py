@@ -36,7 +36,7 @@ def _document_token_auth(schema: dict[str, Any], app: FastAPI) -> None:
         {cookie_scheme.scheme_name: []},
     ]
     for route in app.state.api_routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
+        if not _documented(route):
             continue
         operations = [schema["paths"][route.path_format][m.lower()] for m in route.methods or ()]
         if _depends_on(route.dependant, current_user):
@@ -47,6 +47,11 @@ def _document_token_auth(schema: dict[str, Any], app: FastAPI) -> None:
             # that a request without any is served too.
             for operation in operations:
                 operation["security"] = [{bearer_scheme.scheme_name: []}, {}]
+
+
+def _documented(route: object) -> bool:
+    """An operation of the schema (not a browser page, nor a route documented by another)."""
+    return isinstance(route, APIRoute) and route.include_in_schema
 
 
 _PAGE_HEADERS = {
@@ -64,7 +69,7 @@ _PAGE_HEADERS = {
 def _document_pages_and_body_limit(schema: dict[str, Any], app: FastAPI) -> None:
     """The headers of a paginated list; the 413 of the body limit where a body is expected."""
     for route in app.state.api_routes:
-        if isinstance(route, APIRoute) and _depends_on(route.dependant, page_request):
+        if _documented(route) and _depends_on(route.dependant, page_request):
             for method in route.methods or ():
                 ok = schema["paths"][route.path_format][method.lower()]["responses"]["200"]
                 ok["headers"] = _PAGE_HEADERS
@@ -142,7 +147,7 @@ def _document_database_errors(schema: dict[str, Any], app: FastAPI) -> None:
     """503 on every operation that reaches the database: it may be away, busy or slow."""
     dependencies = (DATABASE_DEPENDENCY, current_user)  # the token check reads it too
     for route in app.state.api_routes:
-        if isinstance(route, APIRoute) and any(
+        if _documented(route) and any(
             _depends_on(route.dependant, dependency) for dependency in dependencies
         ):
             for method in route.methods or ():
