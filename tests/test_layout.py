@@ -13,6 +13,7 @@ FEATURES = (
     "events",
     "attachments",
     "reports",
+    "presence",
     "users",
     "staff_keys",
     "idempotency",

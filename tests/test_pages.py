@@ -176,3 +176,20 @@ async def test_the_queue_counts_each_view(
     monkeypatch.setattr(console, "COUNT_CAP", 3)
     capped = badges((await client.get("/app/queue")).text)
     assert capped == {"unassigned": "2+", "mine": "1", "open": "2+", "breaching": "0"}
+
+
+async def test_presence_names_the_other_agents_only(
+    client: httpx.AsyncClient, customer: Account, staff: Account, make_user: MakeUser
+) -> None:
+    colleague = await make_user("staff", username="Bruno")
+    ticket_id = await open_ticket(client, customer)
+    url = f"/app/tickets/{ticket_id}/presence"
+    client.cookies.set("token", colleague.token)
+    assert (await client.post(url, data={"state": "typing"}, headers=SAME_SITE)).json() == []
+    client.cookies.set("token", staff.token)
+    others = (await client.post(url, data={"state": "viewing"}, headers=SAME_SITE)).json()
+    assert others == [{"username": "Bruno", "state": "typing"}]
+    bad = await client.post(url, data={"state": "dancing"}, headers=SAME_SITE)
+    assert bad.status_code == 400
+    client.cookies.set("token", customer.token)
+    assert (await client.post(url, data={"state": "viewing"}, headers=SAME_SITE)).status_code == 403

@@ -248,3 +248,23 @@ async def audit(axe: Axe, page: Page, path: str, viewport: dict[str, int]) -> li
         if violation["impact"] in ("serious", "critical"):
             found.append(f"{path}: {violation['id']} ({violation['impact']}): {violation['help']}")
     return found
+
+
+async def test_agents_see_who_else_has_the_ticket_open(server: str) -> None:
+    register_staff(server, "agnes@example.com", username="Agnes")
+    register_staff(server, "bruno@example.com", username="Bruno")
+    async with chromium() as browser:
+        customer = await browser.new_page(viewport=DESKTOP)
+        await sign_up(customer, server, "Cleo", "cleo@example.com")
+        await open_ticket(customer, "Two agents", "Who takes it?")
+        ticket_path = customer.url.removeprefix(server)
+        agnes = await browser.new_page(viewport=DESKTOP)
+        await sign_in(agnes, server, "agnes@example.com")
+        await agnes.goto(server + ticket_path)
+        bruno = await browser.new_page(viewport=DESKTOP)
+        await sign_in(bruno, server, "bruno@example.com")
+        await bruno.goto(server + ticket_path)
+        notice = bruno.get_by_role("status").filter(has_text="Agnes")
+        await expect(notice).to_have_text("Agnes is viewing this ticket", timeout=12000)
+        await agnes.get_by_label("Message").type("Let me check")
+        await expect(notice).to_have_text("Agnes is replying", timeout=12000)

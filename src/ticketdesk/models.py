@@ -207,6 +207,17 @@ ticket_events = Table(
     sqlite_autoincrement=True,
 )
 
+ticket_presence = Table(
+    "ticket_presence",
+    metadata,
+    # Who has a ticket open in the agent console, and whether they are writing on it.
+    Column("ticket_id", Id, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    CheckConstraint(_in("state", ("viewing", "typing")), name="state_valid"),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,

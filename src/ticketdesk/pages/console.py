@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db
@@ -17,6 +17,7 @@ from ticketdesk.pages.rendering import PageRoute, redirect, render, same_origin
 from ticketdesk.pages.router import count_write
 from ticketdesk.pages.session import Agent, Superuser
 from ticketdesk.pagination import PageRequest
+from ticketdesk.presence import service as presence
 from ticketdesk.reports import service as reports
 from ticketdesk.reports.repository import Counts
 from ticketdesk.settings import AppSettings
@@ -206,6 +207,21 @@ async def take(
         policy=settings.sla_policy,
     )
     return redirect(request, f"/app/tickets/{ticket_id}")
+
+
+@router.post("/app/tickets/{ticket_id}/presence", dependencies=[SameOrigin])
+async def presence_seen(
+    ticket_id: int,
+    viewer: Agent,
+    db: DbHandle,
+    state: Annotated[str, Form()] = "viewing",
+) -> JSONResponse:
+    """The page says it is open (or its agent is writing); the answer names the others."""
+    others = await presence.seen(db, viewer=viewer, ticket_id=ticket_id, state=state)
+    return JSONResponse(
+        [{"username": other.username, "state": other.state} for other in others],
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 # users

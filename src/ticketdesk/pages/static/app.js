@@ -61,8 +61,8 @@
         showTimes(fresh);
       });
   }
+  var ticket = document.body.dataset.ticket;
   if (live && window.EventSource) {
-    var ticket = document.body.dataset.ticket;
     var pending = null;
     var stream = new EventSource("/events/stream");
     stream.onmessage = null;
@@ -79,6 +79,29 @@
     ["created", "status", "assignee", "priority", "message", "note", "rating"].forEach(function (kind) {
       stream.addEventListener(kind, onEvent);
     });
+  }
+
+  // The collision notice: say every five seconds that this ticket is open here (and whether
+  // its agent is writing), and show who else has it open.
+  var presence = document.getElementById("presence");
+  if (presence && ticket) {
+    var lastKey = 0;
+    var box = document.getElementById("message");
+    if (box) box.addEventListener("input", function () { lastKey = Date.now(); });
+    var tell = function () {
+      var state = box && box.value && Date.now() - lastKey < 10000 ? "typing" : "viewing";
+      var body = new URLSearchParams({ state: state });
+      fetch("/app/tickets/" + ticket + "/presence", { method: "POST", body: body, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : []; })
+        .then(function (others) {
+          presence.textContent = others.map(function (other) {
+            return other.username + (other.state === "typing" ? " is replying" : " is viewing this ticket");
+          }).join(" · ");
+        })
+        .catch(function () {});
+    };
+    tell();
+    setInterval(tell, 5000);
   }
 
   // Keyboard: j/k move in the queue, Enter opens, r replies, n writes a note, / searches, ? helps.
