@@ -268,3 +268,47 @@ async def test_agents_see_who_else_has_the_ticket_open(server: str) -> None:
         await expect(notice).to_have_text("Agnes is viewing this ticket", timeout=12000)
         await agnes.get_by_label("Message").type("Let me check")
         await expect(notice).to_have_text("Agnes is replying", timeout=12000)
+
+
+async def test_the_console_works_from_the_keyboard(server: str) -> None:
+    register_staff(server, "agnes@example.com", username="Agnes")
+    async with chromium() as browser:
+        customer = await browser.new_page(viewport=DESKTOP)
+        await sign_up(customer, server, "Kim", "kim@example.com")
+        for topic in ("First", "Second"):
+            await customer.goto(server + "/app/tickets/new")
+            await customer.get_by_label("Topic").fill(topic)
+            await customer.get_by_label("Message").fill("Keys please.")
+            await customer.get_by_role("button", name="Open ticket").click()
+        agent = await browser.new_page(viewport=DESKTOP)
+        # Signing in by keyboard alone, with a visible focus on each control.
+        await agent.goto(server + "/")
+        await agent.keyboard.press("Tab")  # the skip link
+        await agent.keyboard.press("Tab")  # the brand
+        await agent.keyboard.press("Tab")
+        assert await agent.evaluate("document.activeElement.id") == "email"
+        outline = await agent.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none"
+        await agent.keyboard.type("agnes@example.com")
+        await agent.keyboard.press("Tab")
+        await agent.keyboard.type(PASSWORD)
+        await agent.keyboard.press("Enter")
+        await expect(agent.get_by_role("heading", level=1)).to_have_text("All open")
+        await agent.keyboard.press("j")
+        await agent.keyboard.press("j")
+        await agent.keyboard.press("k")
+        await agent.keyboard.press("Enter")
+        await expect(agent.get_by_role("heading", level=1)).to_have_text("Second")
+        await agent.keyboard.press("n")
+        assert await agent.evaluate("document.activeElement.id") == "message"
+        await expect(agent.get_by_label("Internal note")).to_be_checked()
+        await agent.keyboard.type("typed after n")
+        await agent.keyboard.press("r")  # in a field: a letter, not a shortcut
+        await expect(agent.get_by_label("Message")).to_have_value("typed after nr")
+        await agent.get_by_role("link", name="Queue").click()
+        await expect(agent.get_by_role("heading", level=1)).to_have_text("All open")
+        await agent.keyboard.press("/")
+        assert await agent.evaluate("document.activeElement.id") == "q"
+        await agent.evaluate("document.activeElement.blur()")
+        await agent.keyboard.press("?")
+        await expect(agent.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
