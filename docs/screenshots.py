@@ -57,7 +57,7 @@ async def walk(url: str) -> None:
         customer = await browser.new_page(viewport=DESKTOP)
         await customer.goto(url + "/")
         await shoot(customer, "sign-in")
-        await customer.get_by_role("link", name="Create an account").click()
+        await customer.get_by_role("link", name="Sign up").click()
         await customer.get_by_label("Username").fill("Carla")
         await customer.get_by_label("Email").fill("carla@example.com")
         await customer.get_by_label("Password").fill(PASSWORD)

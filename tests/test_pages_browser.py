@@ -57,7 +57,7 @@ def register_staff(url: str, email: str, username: str = "Agnes") -> None:
 
 async def sign_up(page: Page, url: str, username: str, email: str) -> None:
     await page.goto(url + "/")
-    await page.get_by_role("link", name="Create an account").click()
+    await page.get_by_role("link", name="Sign up").click()
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
