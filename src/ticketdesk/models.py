@@ -72,6 +72,8 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+_AGENTS = "is_active AND (is_staff OR is_superuser)"
+
 users = Table(
     "users",
     metadata,
@@ -90,6 +92,14 @@ users = Table(
 )
 # Most tickets first, then by id: one ascending key, so a keyset cursor can seek in it.
 Index("ix_users_by_tickets_count", -users.c.tickets_count, users.c.id)
+# Who a ticket can be assigned to, by name.
+Index(
+    "ix_users_agents_by_username",
+    users.c.username,
+    users.c.id,
+    postgresql_where=text(_AGENTS),
+    sqlite_where=text(_AGENTS),
+)
 
 revoked_tokens = Table(
     "revoked_tokens",
@@ -110,6 +120,9 @@ staff_keys = Table(
     Column("used_by", Id, ForeignKey("users.id", ondelete="SET NULL")),
     Column("used_at", UTCDateTime),
 )
+
+_OPEN = "status IN ('pending', 'unresolved')"
+_OPEN_UNANSWERED = f"{_OPEN} AND first_response_at IS NULL"
 
 tickets = Table(
     "tickets",
@@ -151,6 +164,19 @@ tickets = Table(
         "resolved_at",
         postgresql_where=text("resolved_at IS NOT NULL"),
         sqlite_where=text("resolved_at IS NOT NULL"),
+    ),
+    # The console's breaching queue: open tickets by the due time they wait for.
+    Index(
+        "ix_tickets_first_response_due_at",
+        "first_response_due_at",
+        postgresql_where=text(_OPEN_UNANSWERED),
+        sqlite_where=text(_OPEN_UNANSWERED),
+    ),
+    Index(
+        "ix_tickets_resolution_due_at",
+        "resolution_due_at",
+        postgresql_where=text(_OPEN),
+        sqlite_where=text(_OPEN),
     ),
     Index(
         "ix_tickets_rated_at",

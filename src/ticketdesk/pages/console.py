@@ -33,8 +33,10 @@ from ticketdesk.web.routing import DbHandle
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 SameOrigin = Depends(same_origin)
 QUEUE_SIZE = 50
-COUNT_CAP = 1000
-"""A queue's badge counts this far and then says 999+: a count of a huge queue is slow."""
+COUNT_CAP = 100
+"""A queue's badge counts this far and then says 99+: counting a huge queue is slow."""
+AGENT_CHOICES = 100
+"""Agents offered in an assignee list (by name)."""
 OPEN: tuple[rules.Status, ...] = ("pending", "unresolved")
 
 VIEWS = {
@@ -52,7 +54,7 @@ def view_filter(view: str, viewer: Viewer) -> TicketFilter:
     if view == "mine":
         return TicketFilter(statuses=OPEN, assignee_id=viewer.id)
     if view == "breaching":
-        return TicketFilter(statuses=OPEN, breached=True)
+        return TicketFilter(overdue=True)
     if view == "open":
         return TicketFilter(statuses=OPEN)
     return TicketFilter()
@@ -94,6 +96,7 @@ async def queue(
         unassigned=unassigned,
         priorities=chosen_priorities,
         breached=base.breached,
+        overdue=base.overdue,
         search=query[: search.MAX_LENGTH] or None,
     )
     page = await tickets.list_tickets(
@@ -109,7 +112,7 @@ async def queue(
             db, viewer=viewer, filters=view_filter(name, viewer), cap=COUNT_CAP
         )
         counts[name] = f"{COUNT_CAP - 1:,}+" if found >= COUNT_CAP else str(found)
-    agents = {agent.id: agent for agent in await users.active_agents(db)}
+    agents = {agent.id: agent for agent in await users.active_agents(db, AGENT_CHOICES)}
     return render(
         request,
         "queue.html",
@@ -146,7 +149,7 @@ async def agent_ticket_context(db: Db, viewer: Viewer, ticket: TicketRow) -> dic
         filters=TicketFilter(author_email=ticket.author),
         sort="-updated_at",
     )
-    agents = await users.active_agents(db)
+    agents = await users.active_agents(db, AGENT_CHOICES)
     return {
         "history": history.items,
         "others": [other for other in others.items if other.id != ticket.id],

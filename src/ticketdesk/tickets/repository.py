@@ -134,6 +134,15 @@ BREACHED: ColumnElement[bool] = func.coalesce(
 )
 """`sla.breached`, in SQL: a due time passed unmet, or met late."""
 
+OVERDUE: ColumnElement[bool] = and_(
+    tickets.c.status.in_(constants(*sorted(rules.OPEN_STATUSES))),
+    or_(
+        and_(tickets.c.first_response_at.is_(None), tickets.c.first_response_due_at < _NOW),
+        and_(tickets.c.first_response_at.is_not(None), tickets.c.resolution_due_at < _NOW),
+    ),
+)
+"""An open ticket whose next due time has passed: each half is read from its own index."""
+
 _AGENT_COLUMNS = (
     *_PUBLIC_COLUMNS,
     users.c.email.label("author"),
@@ -201,7 +210,7 @@ AGENT_SORTS = frozenset({"priority", "-priority", "due"})
 """Orders that would tell a customer what only staff may know."""
 MESSAGES_IN_ORDER = Sort(name="id", id=messages.c.id, start=(None, 0))
 
-FilterShape = tuple[int, bool, bool, bool, bool, bool, bool, bool, int, bool | None, bool]
+FilterShape = tuple[int, bool, bool, bool, bool, bool, bool, bool, int, bool | None, bool, bool]
 
 
 @dataclass(frozen=True)
@@ -217,6 +226,7 @@ class TicketFilter:
     priorities: tuple[int, ...] = ()
     breached: bool | None = None
     search: str | None = None  # words, or "phrases in quotes", all of which must match
+    overdue: bool = False  # the next due time has passed (the console's breaching queue)
 
     def __post_init__(self) -> None:
         # Each value once: the statement depends on how many there are (a bounded number).
@@ -233,6 +243,7 @@ class TicketFilter:
             or self.unassigned
             or bool(self.priorities)
             or self.breached is not None
+            or self.overdue
         )
 
     def shape(self) -> FilterShape:
@@ -249,6 +260,7 @@ class TicketFilter:
             len(self.priorities),
             self.breached,
             self.search is not None,
+            self.overdue,
         )
 
     def parameters(self, now: datetime) -> dict[str, Any]:
@@ -273,7 +285,7 @@ def _filtered(
     query: Select[Any], shape: FilterShape, viewer_is_agent: bool, dialect: str
 ) -> Select[Any]:
     (statuses, by_email, by_id, created_after, created_before, updated_after) = shape[:6]
-    by_assignee, unassigned, priorities, breached, searched = shape[6:]
+    by_assignee, unassigned, priorities, breached, searched, overdue = shape[6:]
     if searched:
         query = query.where(search.matches(viewer_is_agent, dialect))
     if statuses:
@@ -312,6 +324,8 @@ def _filtered(
         )
     if breached is not None:
         query = query.where(BREACHED if breached else not_(BREACHED))
+    if overdue:
+        query = query.where(OVERDUE)
     return query
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 
 from ticketdesk.db import Db, Statement, UniqueViolation
 from ticketdesk.errors import BadRequest
@@ -156,10 +156,10 @@ _AGENTS = Statement(
     select(users.c.id, users.c.username, users.c.email)
     .where(users.c.is_active, (users.c.is_staff | users.c.is_superuser))
     .order_by(users.c.username, users.c.id)
-    .limit(1000)
+    .limit(bindparam("limit", type_=Integer))
 )
 
 
-async def active_agents(db: Db) -> list[AgentRow]:
-    """Everyone a ticket can be assigned to (the first thousand, by name)."""
-    return [AgentRow(*row) for row in await db.all(_AGENTS)]
+async def active_agents(db: Db, limit: int = 200) -> list[AgentRow]:
+    """Those a ticket can be assigned to, by name (the first `limit` of them)."""
+    return [AgentRow(*row) for row in await db.all(_AGENTS, {"limit": limit})]

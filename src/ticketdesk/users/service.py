@@ -131,5 +131,5 @@ async def update_me(db: Db, *, user: Viewer, changes: MeUpdate) -> int | None:
     return None
 
 
-async def active_agents(db: Db) -> list[repository.AgentRow]:
-    return await repository.active_agents(db)
+async def active_agents(db: Db, limit: int = 200) -> list[repository.AgentRow]:
+    return await repository.active_agents(db, limit)

@@ -1,4 +1,5 @@
-"""Indexes for the report's periods: when tickets were resolved and rated
+"""Indexes for the report's periods (when tickets were resolved and rated) and for the
+console's breaching queue (open tickets by their due times)
 
 Revision ID: 7d2b9e4c1a58
 Revises: 4c8e1a7f2d93
@@ -16,18 +17,26 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+OPEN = "status IN ('pending', 'unresolved')"
+WHERE = {
+    "resolved_at": "resolved_at IS NOT NULL",
+    "rated_at": "rated_at IS NOT NULL",
+    "first_response_due_at": f"{OPEN} AND first_response_at IS NULL",
+    "resolution_due_at": OPEN,
+}
+
+
 def upgrade() -> None:
-    for column in ("resolved_at", "rated_at"):
-        where = sa.text(f"{column} IS NOT NULL")
+    for column, where in WHERE.items():
         op.create_index(
             f"ix_tickets_{column}",
             "tickets",
             [column],
-            postgresql_where=where,
-            sqlite_where=where,
+            postgresql_where=sa.text(where),
+            sqlite_where=sa.text(where),
         )
 
 
 def downgrade() -> None:
-    for column in ("rated_at", "resolved_at"):
+    for column in reversed(WHERE):
         op.drop_index(f"ix_tickets_{column}", table_name="tickets")
