@@ -202,7 +202,16 @@ async def test_user_text_is_shown_as_text_never_run(server: str, tmp_path: Path)
 
 
 PAGES_CUSTOMER = ["/app/tickets", "/app/tickets/new", "/app/tickets/1", "/app/account"]
-PAGES_AGENT = ["/app/queue", "/app/tickets/1", "/app/users", "/app/report", "/app/staff-keys"]
+PAGES_AGENT = [
+    "/app/queue",
+    "/app/queue?view=breaching",
+    "/app/tickets/1",
+    "/app/users",
+    "/app/users/1",
+    "/app/report",
+    "/app/staff-keys",
+    "/app/account",
+]
 
 
 async def test_every_page_fits_a_phone_and_passes_axe(server: str, engine: Any) -> None:
@@ -219,10 +228,11 @@ async def test_every_page_fits_a_phone_and_passes_axe(server: str, engine: Any) 
     problems: list[str] = []
     async with chromium() as browser:
         for viewport in (DESKTOP, PHONE):
-            sign_in_page = await browser.new_page(viewport=viewport)
-            await sign_in_page.goto(server + "/")
-            problems += await audit(axe, sign_in_page, "/", viewport)
-            await sign_in_page.close()
+            signed_out = await browser.new_page(viewport=viewport)
+            for path in ("/", "/app/sign-up", "/app/no-such-page"):
+                await signed_out.goto(server + path)
+                problems += await audit(axe, signed_out, path, viewport)
+            await signed_out.close()
         customer = await browser.new_page(viewport=PHONE)
         await sign_up(customer, server, "Phoebe", "phoebe@example.com")
         await open_ticket(customer, "Small screen", "Does it fit?")
