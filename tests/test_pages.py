@@ -193,3 +193,20 @@ async def test_presence_names_the_other_agents_only(
     assert bad.status_code == 400
     client.cookies.set("token", customer.token)
     assert (await client.post(url, data={"state": "viewing"}, headers=SAME_SITE)).status_code == 403
+
+
+async def test_page_writes_share_the_api_write_limit(
+    database_url: Any, tmp_path: Any, engine: Any
+) -> None:
+    from conftest import add_account, client_with
+
+    async with client_with(database_url, tmp_path, rate_limit_writes_per_user="2/minute") as c:
+        customer = await add_account(engine, "limited@example.com")
+        c.cookies.set("token", customer.token)
+        form = {"topic": "Limit", "message": "one more"}
+        answers = [
+            (await c.post("/app/tickets", data=form, headers=SAME_SITE)).status_code
+            for _ in range(3)
+        ]
+        assert answers == [303, 303, 429]
+        assert "Slow down" in (await c.post("/app/tickets", data=form, headers=SAME_SITE)).text

@@ -38,6 +38,16 @@ from ticketdesk.web.routing import DbHandle
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 SameOrigin = Depends(same_origin)
+
+
+async def counted_write(request: Request, viewer: SignedIn) -> None:
+    """A form that writes counts against the same per-user limit as the API's writes."""
+    limiter = request.app.state.rate_limiter
+    if limiter.enabled:
+        await limiter.hit(limiter.writes_per_user, str(viewer.id))
+
+
+Counted = Depends(counted_write)
 PAGE_SIZE = 25
 THREAD_SIZE = 500
 
@@ -194,7 +204,7 @@ async def new_ticket_page(request: Request, viewer: SignedIn) -> Response:
     return render(request, "new_ticket.html", {"viewer": viewer, "values": {}})
 
 
-@router.post("/app/tickets", dependencies=[SameOrigin])
+@router.post("/app/tickets", dependencies=[SameOrigin, Counted])
 async def open_ticket(
     request: Request,
     viewer: SignedIn,
@@ -262,7 +272,7 @@ async def ticket_page(
     return render(request, "ticket.html", context)
 
 
-@router.post("/app/tickets/{ticket_id}/messages", dependencies=[SameOrigin])
+@router.post("/app/tickets/{ticket_id}/messages", dependencies=[SameOrigin, Counted])
 async def reply(
     request: Request,
     ticket_id: int,
@@ -294,7 +304,7 @@ async def reply(
     )
 
 
-@router.post("/app/tickets/{ticket_id}/cancel", dependencies=[SameOrigin])
+@router.post("/app/tickets/{ticket_id}/cancel", dependencies=[SameOrigin, Counted])
 async def cancel(
     request: Request, ticket_id: int, viewer: SignedIn, db: DbHandle, settings: AppSettings
 ) -> Response:
@@ -304,7 +314,7 @@ async def cancel(
     return redirect(request, f"/app/tickets/{ticket_id}")
 
 
-@router.post("/app/tickets/{ticket_id}/rating", dependencies=[SameOrigin])
+@router.post("/app/tickets/{ticket_id}/rating", dependencies=[SameOrigin, Counted])
 async def rate(
     request: Request,
     ticket_id: int,
@@ -352,7 +362,7 @@ async def account_page(request: Request, viewer: SignedIn, saved: str | None = N
     return render(request, "account.html", {"viewer": viewer, "saved": saved, "values": {}})
 
 
-@router.post("/app/account", dependencies=[SameOrigin])
+@router.post("/app/account", dependencies=[SameOrigin, Counted])
 async def save_account(
     request: Request,
     viewer: SignedIn,
