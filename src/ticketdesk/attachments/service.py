@@ -23,6 +23,7 @@ from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Database, Db
 from ticketdesk.errors import BadRequest, NotFound, PayloadTooLarge
 from ticketdesk.pagination import PageRequest
+from ticketdesk.settings import Settings
 from ticketdesk.tickets import service as tickets
 from ticketdesk.tickets.repository import MessageRow
 from ticketdesk.tickets.sla import Policy
@@ -45,6 +46,14 @@ class Limits:
     per_file: int
     per_message: int
     files: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(
+            per_file=settings.attachment_max_bytes,
+            per_message=settings.message_attachments_max_bytes,
+            files=settings.message_attachments_max_files,
+        )
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,15 @@ from fastapi import APIRouter, Request, Response, status
 from ticketdesk.auth import service
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.auth.schemas import LoginIn, TokenOut
-from ticketdesk.errors import NotFound
-from ticketdesk.schemas import normalize_email
 from ticketdesk.settings import AppSettings
 from ticketdesk.web.cookies import clear_token_cookie, token_out
 from ticketdesk.web.errors import responses
-from ticketdesk.web.ratelimits import Limiter, add_quota_headers, client_address, limit_login
+from ticketdesk.web.ratelimits import (
+    Limiter,
+    add_quota_headers,
+    client_address,
+    login_within_limits,
+)
 from ticketdesk.web.routing import DbHandle, Route
 
 router = APIRouter(tags=["auth"], route_class=Route)
@@ -26,13 +29,14 @@ async def login(
     settings: AppSettings,
 ) -> TokenOut:
     """Exchange email and password for a JWT, returned and set as the cookie `token`."""
-    email = normalize_email(body.email)
-    quota = await limit_login(limiter, address=client_address(request), email=email)
-    try:
-        token, claims = await service.login(db, settings, email=email, password=body.password)
-    except NotFound:
-        await limiter.record(limiter.login_failures, email)
-        raise
+    token, claims, quota = await login_within_limits(
+        limiter,
+        db,
+        settings,
+        address=client_address(request),
+        email=body.email,
+        password=body.password,
+    )
     add_quota_headers(response, quota)
     return token_out(response, token, claims, settings)
 

@@ -14,8 +14,7 @@ from ticketdesk.errors import BadRequest, TicketdeskError
 from ticketdesk.events import service as events
 from ticketdesk.models import utcnow
 from ticketdesk.pages.rendering import PageRoute, redirect, render, same_origin
-from ticketdesk.pages.router import count_write
-from ticketdesk.pages.session import Agent, Superuser
+from ticketdesk.pages.session import Agent, Counted, Superuser
 from ticketdesk.pagination import PageRequest
 from ticketdesk.presence import service as presence
 from ticketdesk.reports import service as reports
@@ -27,7 +26,6 @@ from ticketdesk.tickets import service as tickets
 from ticketdesk.tickets.repository import TicketFilter, TicketRow
 from ticketdesk.users import service as users
 from ticketdesk.users.schemas import UserUpdate
-from ticketdesk.web.ratelimits import Limiter
 from ticketdesk.web.routing import DbHandle
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -159,19 +157,17 @@ async def agent_ticket_context(db: Db, viewer: Viewer, ticket: TicketRow) -> dic
     }
 
 
-@router.post("/app/tickets/{ticket_id}/properties", dependencies=[SameOrigin])
+@router.post("/app/tickets/{ticket_id}/properties", dependencies=[SameOrigin, Counted])
 async def properties(
     request: Request,
     ticket_id: int,
     viewer: Agent,
     db: DbHandle,
-    limiter: Limiter,
     settings: AppSettings,
     status: Annotated[str, Form()] = "",
     priority: Annotated[str, Form()] = "",
     assignee: Annotated[str, Form()] = "",
 ) -> Response:
-    await count_write(limiter, viewer)
     if status not in rules.AGENT_TARGETS | {""} or priority not in (*rules.PRIORITIES, ""):
         raise BadRequest("choose a status and a priority from the lists")
     if assignee and not assignee.isdigit():
@@ -192,16 +188,14 @@ async def properties(
     return redirect(request, f"/app/tickets/{ticket_id}")
 
 
-@router.post("/app/tickets/{ticket_id}/take", dependencies=[SameOrigin])
+@router.post("/app/tickets/{ticket_id}/take", dependencies=[SameOrigin, Counted])
 async def take(
     request: Request,
     ticket_id: int,
     viewer: Agent,
     db: DbHandle,
-    limiter: Limiter,
     settings: AppSettings,
 ) -> Response:
-    await count_write(limiter, viewer)
     await tickets.change_ticket(
         db,
         viewer=viewer,
@@ -255,16 +249,14 @@ async def user_page(request: Request, user_id: int, viewer: Agent, db: DbHandle)
     return render(request, "user.html", {"viewer": viewer, "user": user, "tickets": their.items})
 
 
-@router.post("/app/users/{user_id}", dependencies=[SameOrigin])
+@router.post("/app/users/{user_id}", dependencies=[SameOrigin, Counted])
 async def change_user(
     request: Request,
     user_id: int,
     viewer: Agent,
     db: DbHandle,
-    limiter: Limiter,
     action: Annotated[str, Form()] = "",
 ) -> Response:
-    await count_write(limiter, viewer)
     changes = {
         "block": UserUpdate(is_active=False),
         "unblock": UserUpdate(is_active=True),
@@ -286,11 +278,8 @@ async def key_list(request: Request, viewer: Superuser, db: DbHandle) -> Respons
     return render(request, "staff_keys.html", {"viewer": viewer, "keys": keys, "new_key": None})
 
 
-@router.post("/app/staff-keys", dependencies=[SameOrigin])
-async def issue_key(
-    request: Request, viewer: Superuser, db: DbHandle, limiter: Limiter
-) -> Response:
-    await count_write(limiter, viewer)
+@router.post("/app/staff-keys", dependencies=[SameOrigin, Counted])
+async def issue_key(request: Request, viewer: Superuser, db: DbHandle) -> Response:
     key, _row = await staff_keys.create_key(
         db, created_by=viewer.id, expires_at=utcnow() + timedelta(days=7)
     )
@@ -299,11 +288,8 @@ async def issue_key(
     return render(request, "staff_keys.html", {"viewer": viewer, "keys": keys, "new_key": key})
 
 
-@router.post("/app/staff-keys/{key_id}/withdraw", dependencies=[SameOrigin])
-async def withdraw_key(
-    request: Request, key_id: int, viewer: Superuser, db: DbHandle, limiter: Limiter
-) -> Response:
-    await count_write(limiter, viewer)
+@router.post("/app/staff-keys/{key_id}/withdraw", dependencies=[SameOrigin, Counted])
+async def withdraw_key(request: Request, key_id: int, viewer: Superuser, db: DbHandle) -> Response:
     await staff_keys.delete_key(db, key_id)
     return redirect(request, "/app/staff-keys")
 

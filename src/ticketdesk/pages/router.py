@@ -10,70 +10,43 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ticketdesk.attachments import service as attachments
 from ticketdesk.attachments.repository import AttachmentRow
-from ticketdesk.attachments.service import Limits, Upload
+from ticketdesk.attachments.router import Files, read_uploads
+from ticketdesk.attachments.service import Limits
 from ticketdesk.auth import service as auth
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.auth.schemas import LoginIn
 from ticketdesk.db import Db
 from ticketdesk.errors import NotFound, TicketdeskError
 from ticketdesk.pages.assets import FOREVER, Assets
+from ticketdesk.pages.console import agent_ticket_context
 from ticketdesk.pages.forms import FormErrors, parse
 from ticketdesk.pages.rendering import PageRoute, error_page, redirect, render, same_origin
-from ticketdesk.pages.session import MaybeSignedIn, SignedIn, safe_next
+from ticketdesk.pages.session import Counted, MaybeSignedIn, SignedIn, safe_next
 from ticketdesk.pagination import PageRequest
-from ticketdesk.schemas import normalize_email
-from ticketdesk.settings import AppSettings, Settings
+from ticketdesk.settings import AppSettings
 from ticketdesk.tickets import service as tickets
 from ticketdesk.tickets.schemas import MessageCreate, RatingIn, TicketCreate
 from ticketdesk.users import service as users
 from ticketdesk.users.schemas import MeUpdate, UserCreate
 from ticketdesk.web.cookies import clear_token_cookie, set_token_cookie
-from ticketdesk.web.ratelimits import Limiter, client_address, limit_login
+from ticketdesk.web.ratelimits import Limiter, client_address, login_within_limits
 from ticketdesk.web.routing import DbHandle
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 SameOrigin = Depends(same_origin)
 
 
-async def counted_write(request: Request, viewer: SignedIn) -> None:
-    """A form that writes counts against the same per-user limit as the API's writes."""
-    limiter = request.app.state.rate_limiter
-    if limiter.enabled:
-        await limiter.hit(limiter.writes_per_user, str(viewer.id))
-
-
-Counted = Depends(counted_write)
 PAGE_SIZE = 25
 THREAD_SIZE = 500
 
 
 def home_of(viewer: Viewer) -> str:
     return "/app/queue" if viewer.is_agent else "/app/tickets"
-
-
-def limits_of(settings: Settings) -> Limits:
-    return Limits(
-        per_file=settings.attachment_max_bytes,
-        per_message=settings.message_attachments_max_bytes,
-        files=settings.message_attachments_max_files,
-    )
-
-
-async def read_uploads(files: list[UploadFile | str] | None, settings: Settings) -> list[Upload]:
-    """The files of a form; an empty file input (no name) is no file."""
-    return [
-        Upload(file.filename or "", await file.read(settings.attachment_max_bytes + 1))
-        for file in files or []
-        if not isinstance(file, str) and (file.filename or file.size)
-    ]
-
-
-Files = Annotated[list[UploadFile | str] | None, File()]
 
 
 @router.get("/app/static/{name}")
@@ -119,12 +92,16 @@ async def sign_in(
         parse(LoginIn, {"email": email, "password": password})
     except FormErrors as exc:
         return render(request, "sign_in.html", {**values, "errors": exc.errors}, 400)
-    address = normalize_email(email)
-    await limit_login(limiter, address=client_address(request), email=address)
     try:
-        token, _claims = await auth.login(db, settings, email=address, password=password)
+        token, _claims, _quota = await login_within_limits(
+            limiter,
+            db,
+            settings,
+            address=client_address(request),
+            email=email,
+            password=password,
+        )
     except NotFound:
-        await limiter.record(limiter.login_failures, address)
         errors = {"form": "Wrong email or password."}
         return render(request, "sign_in.html", {**values, "errors": errors}, 400)
     response = RedirectResponse(safe_next(next), status_code=303)
@@ -230,7 +207,7 @@ async def open_ticket(
         topic=data.topic,
         text=data.text,
         uploads=uploads,
-        limits=limits_of(settings),
+        limits=Limits.of(settings),
         policy=settings.sla_policy,
     )
     return redirect(request, f"/app/tickets/{ticket_id}")
@@ -265,8 +242,6 @@ async def ticket_page(
         "sent": sent,
     }
     if viewer.is_agent:
-        from ticketdesk.pages.console import agent_ticket_context
-
         context |= await agent_ticket_context(db, viewer, ticket)
         return render(request, "agent_ticket.html", context)
     return render(request, "ticket.html", context)
@@ -297,7 +272,7 @@ async def reply(
         text=data.text,
         internal=data.internal,
         uploads=uploads,
-        limits=limits_of(settings),
+        limits=Limits.of(settings),
     )
     return redirect(
         request, f"/app/tickets/{ticket_id}?sent={'note' if is_note else 'reply'}#composer"
@@ -413,8 +388,3 @@ last = APIRouter(route_class=PageRoute, include_in_schema=False)
 async def not_found(request: Request, rest: str, viewer: MaybeSignedIn) -> HTMLResponse:
     request.state.viewer = viewer
     return error_page(request, 404, "There is no page at this address.")
-
-
-async def count_write(limiter: Limiter, viewer: Viewer) -> None:
-    """A form that writes counts against the same per-user limit as the API's writes."""
-    await limiter.hit(limiter.writes_per_user, str(viewer.id))

@@ -102,3 +102,14 @@ MaybeSignedIn = Annotated[Viewer | None, Depends(optional_viewer)]
 SignedIn = Annotated[Viewer, Depends(page_viewer)]
 Agent = Annotated[Viewer, Depends(page_agent)]
 Superuser = Annotated[Viewer, Depends(page_superuser)]
+
+
+async def counted_write(request: Request, viewer: Annotated[Viewer, Depends(page_viewer)]) -> None:
+    """A form that writes counts against the same per-user limit as the API's writes."""
+    limiter = request.app.state.rate_limiter
+    if limiter.enabled:
+        await limiter.hit(limiter.writes_per_user, str(viewer.id))
+
+
+Counted = Depends(counted_write)
+"""For a writing page's `dependencies`: its user's write budget."""

@@ -3,11 +3,12 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Form, Query, Request, Response, status
 
 from ticketdesk.attachments import service as attachments
 from ticketdesk.attachments.repository import AttachmentRow
-from ticketdesk.attachments.service import Limits, Upload
+from ticketdesk.attachments.router import Files, read_uploads
+from ticketdesk.attachments.service import Limits
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.models import utcnow
@@ -192,24 +193,15 @@ async def post_message_with_files(
     request: Request,
     settings: AppSettings,
     internal: Annotated[bool, Form()] = False,
-    # A part without a file name is no file: a browser's empty file input sends one.
-    files: Annotated[list[UploadFile | str] | None, File()] = None,
+    files: Files = None,
 ) -> MessageOut | Response:
-    uploads = [
-        Upload(file.filename or "", await file.read(settings.attachment_max_bytes + 1))
-        for file in files or []
-        if not isinstance(file, str)
-    ]
+    uploads = await read_uploads(files, settings)
     body = MessageUpload(
         text=text,
         internal=internal,
         files=[(u.filename, hashlib.sha256(u.data).hexdigest()) for u in uploads],
     )
-    limits = Limits(
-        per_file=settings.attachment_max_bytes,
-        per_message=settings.message_attachments_max_bytes,
-        files=settings.message_attachments_max_files,
-    )
+    limits = Limits.of(settings)
 
     async def add_message() -> MessageOut:
         row, attached = await attachments.post_message(

@@ -19,8 +19,12 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
+from ticketdesk.auth import service as auth
 from ticketdesk.auth.dependencies import CurrentUser
-from ticketdesk.errors import TooManyRequests
+from ticketdesk.auth.security import TokenClaims
+from ticketdesk.db import Db
+from ticketdesk.errors import NotFound, TooManyRequests
+from ticketdesk.schemas import normalize_email
 from ticketdesk.settings import Settings
 
 if TYPE_CHECKING:
@@ -185,6 +189,21 @@ async def limit_login(limiter: RateLimiter, *, address: str, email: str) -> Quot
     )
     await limiter.check(limiter.login_failures, email)
     return quota
+
+
+async def login_within_limits(
+    limiter: RateLimiter, db: Db, settings: Settings, *, address: str, email: str, password: str
+) -> tuple[str, TokenClaims, Quota | None]:
+    """A login as the API and the sign-in page do it: the email normalized, the attempt
+    counted against the limits first, a failure recorded against the account."""
+    email = normalize_email(email)
+    quota = await limit_login(limiter, address=address, email=email)
+    try:
+        token, claims = await auth.login(db, settings, email=email, password=password)
+    except NotFound:
+        await limiter.record(limiter.login_failures, email)
+        raise
+    return token, claims, quota
 
 
 async def limit_writes(user: CurrentUser, request: Request, response: Response) -> None:
