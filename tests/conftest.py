@@ -88,6 +88,8 @@ def make_settings(database_url: URL, tmp_path: Path, **overrides: Any) -> Settin
         "staff_token": STAFF_TOKEN,
         "jwt_key_file": tmp_path / "unused.jwt-key",
         "data_dir": tmp_path / "data",
+        # The delivery engine's tests start workers of their own, when they want them.
+        "jobs_in_server": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

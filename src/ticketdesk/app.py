@@ -23,6 +23,7 @@ from ticketdesk.auth.tokens import TokenChecks
 from ticketdesk.db import Database, open_database
 from ticketdesk.events.router import router as events_router
 from ticketdesk.events.stream import NewEvents
+from ticketdesk.notifications.runners import start_worker, stop_worker
 from ticketdesk.pages.assets import Assets
 from ticketdesk.pages.console import router as console_router
 from ticketdesk.pages.router import last as last_pages_router
@@ -38,6 +39,7 @@ from ticketdesk.web.headers import BrowserPolicy, add_cors, docs_csp
 from ticketdesk.web.middleware import RequestEdge
 from ticketdesk.web.openapi import customize_openapi
 from ticketdesk.web.ratelimits import RateLimiter
+from ticketdesk.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("ticketdesk")
 
@@ -62,11 +64,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _sweep_attachments(app.state.database, app.state.storage), name="attachment sweep"
         )
         app.state.rate_limiter = RateLimiter(settings)
+        worker = None
+        if settings.jobs_in_server:
+            worker = start_worker(app.state.database, settings)
         await anyio.to_thread.run_sync(dummy_hash)  # computed once, before the first login
         try:
             yield
         finally:
             sweeper.cancel()
+            if worker is not None:
+                await stop_worker(worker, settings.shutdown_timeout)
             await app.state.rate_limiter.close()
             # Runs once in-flight requests are done, or SHUTDOWN_TIMEOUT cut them short.
             await app.state.database.close(settings.db_connect_timeout)
@@ -97,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         auth_router,
         staff_keys_router,
+        webhooks_router,
         reports_router,
         system_router,
         last_pages_router,

@@ -52,6 +52,7 @@ def _serve(args: argparse.Namespace) -> None:
         sys.exit(f"ticketdesk: {exc}")
     if settings.jwt_key is None:
         log.info("JWT_KEY is not set: tokens are signed with the key in %s", settings.key_file())
+    _say_whether_mail_is_on(settings)
     signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         "ticketdesk.app:create_app",
@@ -70,6 +71,112 @@ def _serve(args: argparse.Namespace) -> None:
         # In-flight requests get this long after SIGTERM; uvicorn counts whole seconds.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
     )
+
+
+def _say_whether_mail_is_on(settings: Settings) -> None:
+    if not settings.mail_enabled:
+        log.info("SMTP_HOST is not set: no mail is sent (password resets included)")
+    else:
+        log.info("mail goes out through %s:%s", settings.smtp_host, settings.smtp_port)
+
+
+def _logged_settings() -> Settings:
+    settings = _settings()
+    try:
+        logging.config.dictConfig(logging_config(settings.log_level))
+    except ValueError:
+        sys.exit(
+            f"ticketdesk: invalid configuration: LOG_LEVEL: unknown level {settings.log_level!r}"
+        )
+    return settings
+
+
+def _worker(args: argparse.Namespace) -> None:
+    """Run the jobs until SIGTERM or SIGINT; the jobs in hand may finish first."""
+    from ticketdesk.db import open_database
+    from ticketdesk.notifications.runners import start_worker, stop_worker
+
+    settings = _logged_settings()
+    _say_whether_mail_is_on(settings)
+    settings.signing_key()
+
+    async def work() -> None:
+        database = await open_database(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        task = start_worker(database, settings)
+        log.info("worker started: running jobs")
+        try:
+            await stop.wait()
+        finally:
+            await stop_worker(task, settings.shutdown_timeout)
+            await database.close(settings.db_connect_timeout)
+        log.info("worker stopped")
+
+    asyncio.run(work())
+
+
+def _jobs(args: argparse.Namespace) -> None:
+    """Print the queue: how many jobs in each state, and the latest of each."""
+    import json
+
+    from ticketdesk.db import open_database
+    from ticketdesk.jobs.service import Overview, overview
+
+    settings = _settings()
+
+    async def read() -> Overview:
+        database = await open_database(settings)
+        try:
+            async with database.session() as db:
+                return await overview(db, limit=args.limit)
+        finally:
+            await database.close(settings.db_connect_timeout)
+
+    seen = asyncio.run(read())
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "counts": seen.counts,
+                    **{
+                        state: [
+                            {
+                                k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                                for k, v in row._asdict().items()
+                            }
+                            for row in getattr(seen, state)
+                        ]
+                        for state in ("queued", "running", "failed", "done")
+                    },
+                },
+                indent=2,
+            )
+        )
+        return
+    counts = ", ".join(
+        f"{seen.counts.get(s, 0)} {s}" for s in ("queued", "running", "failed", "done")
+    )
+    print(f"jobs: {counts}")
+    for state, title in (
+        ("failed", "failed"),
+        ("queued", "queued"),
+        ("running", "running"),
+        ("done", "recently done"),
+    ):
+        rows = getattr(seen, state)
+        if not rows:
+            continue
+        print(f"\n{title}:")
+        print(f"  {'id':>8}  {'kind':<8} {'attempts':>8}  {'when':<20} {'key':<28} error")
+        for row in rows:
+            when = (row.finished_at or row.run_at).strftime("%Y-%m-%d %H:%M:%S")
+            error = f"{row.last_code or ''} {row.last_error or ''}".strip()
+            print(
+                f"  {row.id:>8}  {row.kind:<8} {row.attempts:>8}  {when:<20} {row.key:<28} {error}"
+            )
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:
@@ -185,6 +292,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the password from the first line of stdin",
     )
     superuser.set_defaults(handler=_create_superuser)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the delivery jobs (mail, webhooks) in this process",
+        description="Run the jobs that events queue: mail and webhook calls. `serve` runs "
+        "them too unless JOBS_IN_SERVER=false; start as many workers as you like, on as "
+        "many machines: no job runs twice at once.",
+    )
+    worker.set_defaults(handler=_worker)
+
+    jobs = commands.add_parser(
+        "jobs",
+        help="list queued, running, failed and recent jobs",
+        description="How many jobs are in each state, and the latest of each.",
+    )
+    jobs.add_argument("--limit", type=int, default=20, help="jobs listed per state (default 20)")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    jobs.set_defaults(handler=_jobs)
     return parser
 
 

@@ -27,6 +27,8 @@ from sqlalchemy import (
 
 TICKET_STATUSES = ("pending", "resolved", "unresolved", "canceled")
 MESSAGE_TYPES = ("request", "response", "other", "note")
+JOB_KINDS = ("mail", "webhook")
+JOB_STATES = ("queued", "running", "done", "failed")
 EVENT_KINDS = ("created", "status", "assignee", "priority", "message", "note", "rating")
 
 metadata = MetaData(
@@ -88,6 +90,11 @@ users = Table(
     # Raised to revoke every token issued before (password change, blocking).
     Column("token_version", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    # Which mail an agent gets: of new tickets, and of customers' replies.
+    Column("mail_new_tickets", Boolean, nullable=False, default=True, server_default=text("true")),
+    Column(
+        "mail_customer_replies", Boolean, nullable=False, default=True, server_default=text("true")
+    ),
     CheckConstraint("tickets_count >= 0", name="tickets_count_not_negative"),
 )
 # Most tickets first, then by id: one ascending key, so a keyset cursor can seek in it.
@@ -256,4 +263,69 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_id_key"),
     Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the token
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("events", Text, nullable=False),  # JSON: the event kinds it receives
+    # Kept as given: each delivery is signed with it (the receiver holds it too).
+    Column("secret", String(64), nullable=False),
+    Column("is_active", Boolean, nullable=False, default=True),
+    Column("disabled_reason", Text),
+    Column("created_by", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+_UNFINISHED = "status IN ('queued', 'running')"
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    # Stable across retries and dispatches: a job is queued once per key.
+    Column("key", String(200), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: everything the job needs to run
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    # When it may run next; while it runs, when its lease ends (then another worker takes it).
+    Column("run_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("last_code", Integer),  # the HTTP status or SMTP reply of the last attempt
+    Column("event_id", Id),
+    Column("webhook_id", Id, ForeignKey("webhooks.id", ondelete="CASCADE")),
+    CheckConstraint(_in("kind", JOB_KINDS), name="kind_valid"),
+    CheckConstraint(_in("status", JOB_STATES), name="status_valid"),
+    Index(
+        "ix_jobs_due",
+        "run_at",
+        postgresql_where=text(_UNFINISHED),
+        sqlite_where=text(_UNFINISHED),
+    ),
+    Index("ix_jobs_webhook_id_id", "webhook_id", "id"),
+    Index("ix_jobs_status_id", "status", "id"),
+)
+
+job_cursors = Table(
+    "job_cursors",
+    metadata,
+    # How far into the event feed the dispatcher has turned events into jobs.
+    Column("name", String(32), primary_key=True),
+    Column("position", Id, nullable=False),
 )

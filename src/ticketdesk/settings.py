@@ -7,9 +7,10 @@ import os
 import re
 import secrets
 import tempfile
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
     rate_limit_login_failures: str = "100/hour"  # per account
     rate_limit_register_per_ip: str = "10/hour"
     rate_limit_writes_per_user: str = "60/minute"
+    rate_limit_password_reset: str = "5/hour"  # noqa: S105 - per account, and (times ten) per IP
     idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
 
     data_dir: Path = Path("data")  # attachments are kept under it, in attachments/
@@ -71,6 +73,31 @@ class Settings(BaseSettings):
     sla_first_response_hours: str = sla.DEFAULT_FIRST_RESPONSE_HOURS
     sla_resolution_hours: str = sla.DEFAULT_RESOLUTION_HOURS
     sla_business_hours: str | None = None  # e.g. Mon-Fri 09:00-17:00 Europe/Berlin
+
+    # Mail: off while SMTP_HOST is unset. SMTP_TLS: starttls, tls (implicit, port 465) or none.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout: float = Field(default=10.0, gt=0)  # seconds per mail
+    mail_from: str = "ticketdesk <support@localhost>"  # also the support address mail comes to
+    mail_reply_domain: str | None = None  # of the reply addresses; unset: MAIL_FROM's domain
+    # Where people reach the service: the links in mail. Unset: http://SERVER_HOST:SERVER_PORT.
+    public_url: str | None = None
+
+    # Webhooks may call addresses in private, loopback and link-local ranges only when true.
+    webhook_allow_private: bool = False
+    webhook_timeout: float = Field(default=10.0, gt=0)  # seconds per delivery
+
+    # Jobs (mail, webhook calls) run inside `ticketdesk serve` unless this is false, when
+    # `ticketdesk worker` processes run them instead.
+    jobs_in_server: bool = True
+    # Seconds between the attempts of a failing job; after the last, it is recorded as failed.
+    job_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
+    job_lease_seconds: float = Field(default=60.0, gt=0)  # a silent worker's job is retaken then
+    job_poll_seconds: float = Field(default=1.0, gt=0)  # how often idle workers look for work
+    job_concurrency: int = Field(default=4, ge=1, le=100)  # jobs a worker runs at once
 
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8089, ge=1, le=65535)
@@ -91,6 +118,7 @@ class Settings(BaseSettings):
         "rate_limit_login_failures",
         "rate_limit_register_per_ip",
         "rate_limit_writes_per_user",
+        "rate_limit_password_reset",
     )
     @classmethod
     def _is_a_rate(cls, value: str) -> str:
@@ -115,6 +143,59 @@ class Settings(BaseSettings):
             return None
         sla.BusinessHours.parse(value)
         return value
+
+    @field_validator("job_retry_delays")
+    @classmethod
+    def _are_delays(cls, value: str) -> str:
+        try:
+            delays = [float(item) for item in value.split(",") if item.strip()]
+        except ValueError:
+            delays = []
+        if not delays or any(delay < 0 for delay in delays):
+            raise ValueError(f"{value!r} is not a list of seconds: write e.g. 5,300,1800")
+        return value
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return tuple(float(item) for item in self.job_retry_delays.split(",") if item.strip())
+
+    @field_validator("mail_from")
+    @classmethod
+    def _is_an_address(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if "@" not in address:
+            raise ValueError(f"{value!r} is not a mail address: write e.g. support@example.com")
+        return value
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def support_address(self) -> str:
+        """MAIL_FROM's address alone: where new tickets are mailed to."""
+        return parseaddr(self.mail_from)[1].lower()
+
+    @property
+    def reply_domain(self) -> str:
+        return (self.mail_reply_domain or self.support_address.rpartition("@")[2]).lower()
+
+    @property
+    def base_url(self) -> str:
+        """PUBLIC_URL without a trailing slash, or the address the server listens on."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.server_host}:{self.server_port}"
+
+    @field_validator("public_url")
+    @classmethod
+    def _is_a_base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"{value!r} is not a URL like https://support.example.com")
+        return value.strip()
 
     @cached_property
     def sla_policy(self) -> sla.Policy:

@@ -135,7 +135,14 @@ async def update_user(db: Db, user_id: int, values: dict[str, Any]) -> None:
     fields = frozenset(values)
     statement = _UPDATES.get(fields)
     if statement is None:
-        assert fields <= {"username", "is_active", "is_staff", "password_hash"}
+        assert fields <= {
+            "username",
+            "is_active",
+            "is_staff",
+            "password_hash",
+            "mail_new_tickets",
+            "mail_customer_replies",
+        }
         statement = _UPDATES[fields] = Statement(
             update(users)
             .where(users.c.id == bindparam("user_id"))
@@ -163,3 +170,21 @@ _AGENTS = Statement(
 async def active_agents(db: Db, limit: int = 200) -> list[AgentRow]:
     """Those a ticket can be assigned to, by name (the first `limit` of them)."""
     return [AgentRow(*row) for row in await db.all(_AGENTS, {"limit": limit})]
+
+
+class MailChoices(NamedTuple):
+    new_tickets: bool
+    customer_replies: bool
+
+
+_MAIL_CHOICES = Statement(
+    select(users.c.mail_new_tickets, users.c.mail_customer_replies).where(
+        users.c.id == bindparam("user_id")
+    )
+)
+
+
+async def mail_choices(db: Db, user_id: int) -> MailChoices:
+    row = await db.first(_MAIL_CHOICES, {"user_id": user_id})
+    assert row is not None
+    return MailChoices(bool(row[0]), bool(row[1]))

@@ -17,6 +17,8 @@ from ticketdesk.tickets.schemas import TicketOut
 from ticketdesk.tickets.service import TicketFilter, TicketRow, list_tickets
 from ticketdesk.users import service
 from ticketdesk.users.schemas import (
+    MailChoicesOut,
+    MailChoicesUpdate,
     MeUpdate,
     UserCreate,
     UserDetail,
@@ -91,6 +93,23 @@ async def update_me(
         token, claims = auth.issue_token(settings, user_id=user.id, version=version)
         token_out(response, token, claims, settings)
     return UserOut.model_validate(await service.get_me(db, user.id), from_attributes=True)
+
+
+@router.get("/me/notifications", responses=responses(401, 403))
+async def get_mail_choices(user: CurrentUser, db: DbHandle) -> MailChoicesOut:
+    """Which mail you get as an agent (staff only)."""
+    return MailChoicesOut(**(await service.mail_choices(db, user=user))._asdict())
+
+
+@router.patch(
+    "/me/notifications", responses=responses(400, 401, 403, 429), dependencies=[WritesLimited]
+)
+async def choose_mail(body: MailChoicesUpdate, user: CurrentUser, db: DbHandle) -> MailChoicesOut:
+    """Turn the mail of new tickets or of customers' replies off, or on again (staff only)."""
+    choices = await service.choose_mail(
+        db, user=user, new_tickets=body.new_tickets, customer_replies=body.customer_replies
+    )
+    return MailChoicesOut(**choices._asdict())
 
 
 async def _detail(

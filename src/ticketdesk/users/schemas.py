@@ -35,6 +35,18 @@ class MeUpdate(RequestBody):
     current_password: AnyPassword | None = None
 
 
+class MailChoicesOut(BaseModel):
+    new_tickets: bool = Field(description="a mail for each new ticket")
+    customer_replies: bool = Field(
+        description="a mail for each customer's reply (on tickets assigned to you, or to nobody)"
+    )
+
+
+class MailChoicesUpdate(RequestBody):
+    new_tickets: bool | None = None
+    customer_replies: bool | None = None
+
+
 class UserOut(BaseModel):
     id: int
     created_at: datetime

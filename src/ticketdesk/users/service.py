@@ -133,3 +133,25 @@ async def update_me(db: Db, *, user: Viewer, changes: MeUpdate) -> int | None:
 
 async def active_agents(db: Db, limit: int = 200) -> list[repository.AgentRow]:
     return await repository.active_agents(db, limit)
+
+
+async def mail_choices(db: Db, *, user: Viewer) -> repository.MailChoices:
+    """Which mail an agent gets (customers always get theirs: they have no choice here)."""
+    if not user.is_agent:
+        raise Forbidden("these choices are for staff: customers get mail of their own tickets")
+    return await repository.mail_choices(db, user.id)
+
+
+async def choose_mail(
+    db: Db, *, user: Viewer, new_tickets: bool | None, customer_replies: bool | None
+) -> repository.MailChoices:
+    """Turn the mail of new tickets, or of customers' replies, on or off."""
+    await mail_choices(db, user=user)
+    values: dict[str, object] = {}
+    if new_tickets is not None:
+        values["mail_new_tickets"] = new_tickets
+    if customer_replies is not None:
+        values["mail_customer_replies"] = customer_replies
+    if values:
+        await repository.update_user(db, user.id, values)
+    return await repository.mail_choices(db, user.id)

@@ -1,0 +1,1 @@
+"""The delivery engine: durable jobs in the database, and the workers that run them."""

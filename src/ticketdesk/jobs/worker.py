@@ -1,0 +1,204 @@
+"""The worker: turns committed events into jobs, then runs the jobs that are due.
+
+One loop per process, inside `ticketdesk serve` (JOBS_IN_SERVER) or in `ticketdesk worker`.
+Each pass first dispatches: it reads the event feed past the dispatcher's cursor and queues
+the jobs each event asks for, moving the cursor in the same transaction, so an event is
+turned into jobs once, whichever process gets there first, and none is skipped (the feed
+never hands out an event while an earlier one may still commit). Then it claims due jobs
+(see `repository.py`) and runs them, at most JOB_CONCURRENCY at once. A request never waits
+for any of this: it only writes its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ticketdesk.db import Database, Db
+from ticketdesk.events.repository import CHANNEL
+from ticketdesk.jobs import repository
+from ticketdesk.jobs.repository import ClaimedJob
+from ticketdesk.settings import Settings
+
+log = logging.getLogger("ticketdesk.jobs")
+
+JITTER = 0.2
+"""Each retry delay is stretched or shrunk by up to this share, so failed jobs spread out."""
+OUTAGE_PAUSE_S = 2.0
+
+
+class JobFailed(Exception):
+    """This attempt failed: `final` when trying again cannot help (a refused recipient)."""
+
+    def __init__(self, reason: str, *, code: int | None = None, final: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.final = final
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A job that succeeded: the reply code, and what to keep of its payload (None: all)."""
+
+    code: int | None = None
+    payload: str | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to run one kind of job, and what to do when it has failed for good."""
+
+    run: Callable[[ClaimedJob], Awaitable[Outcome]]
+    given_up: Callable[[Db, ClaimedJob, str], Awaitable[None]] | None = None
+
+
+Dispatch = Callable[[Db], Awaitable[int]]
+"""Queues the jobs of the events past the cursor in the given transaction; how many events."""
+
+
+def next_delay(attempts: int, delays: tuple[float, ...]) -> float | None:
+    """Seconds until the next attempt after `attempts` failed ones; None: give up."""
+    if attempts > len(delays):
+        return None
+    delay = delays[attempts - 1]
+    return delay * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 - spreading, not secrecy
+
+
+class Worker:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        kinds: dict[str, Kind],
+        dispatch: Dispatch,
+    ) -> None:
+        self._database = database
+        self._settings = settings
+        self._kinds = kinds
+        self._dispatch = dispatch
+        self._running: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        database.listen_here(CHANNEL, lambda _payload: self._wake.set())
+
+    async def run(self) -> None:
+        """Dispatch and run jobs until cancelled; the jobs in hand are let finish first."""
+        try:
+            while True:
+                try:
+                    busy = await self.step()
+                except Exception:
+                    log.exception("the job queue could not be read; trying again shortly")
+                    await asyncio.sleep(OUTAGE_PAUSE_S)
+                    continue
+                if not busy:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._settings.job_poll_seconds):
+                            await self._wake.wait()
+        finally:
+            await self.drain()
+
+    async def step(self) -> bool:
+        """One pass: dispatch new events, start due jobs. True when there may be more."""
+        dispatched = await self.dispatch_events()
+        free = self._settings.job_concurrency - len(self._running)
+        if free <= 0:
+            return False  # a finishing job wakes the loop
+        now = datetime.now(UTC)
+        lease_end = now + timedelta(seconds=self._settings.job_lease_seconds)
+        async with self._database.session() as db:
+            claimed = await repository.claim(db, now=now, lease_end=lease_end, limit=free)
+        for job in claimed:
+            task = asyncio.get_running_loop().create_task(self._attempt(job), name=job.key)
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+        return dispatched > 0 or len(claimed) == free
+
+    async def dispatch_events(self) -> int:
+        """Queue the jobs of every event not dispatched yet; how many events there were."""
+        total = 0
+        while True:
+            async with self._database.session() as db:
+                count = await self._dispatch(db)
+            total += count
+            if count == 0:
+                return total
+
+    async def drain(self) -> None:
+        """Wait for the jobs in hand (their outcome is recorded)."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
+
+    async def _attempt(self, job: ClaimedJob) -> None:
+        kind = self._kinds.get(job.kind)
+        try:
+            if kind is None:
+                raise JobFailed(f"no worker knows jobs of kind {job.kind!r}", final=True)
+            outcome = await kind.run(job)
+        except JobFailed as failure:
+            await self._failed(job, kind, failure)
+        except Exception as exc:
+            log.exception("job %s crashed", job.key, extra={"job_id": job.id})
+            await self._failed(job, kind, JobFailed(f"{type(exc).__name__} in the worker"))
+        else:
+            now = datetime.now(UTC)
+            async with self._database.session() as db:
+                await repository.finish(
+                    db,
+                    job,
+                    status="done",
+                    run_at=now,
+                    finished_at=now,
+                    error=None,
+                    code=outcome.code,
+                    payload=outcome.payload,
+                )
+
+    async def _failed(self, job: ClaimedJob, kind: Kind | None, failure: JobFailed) -> None:
+        now = datetime.now(UTC)
+        delay = None if failure.final else next_delay(job.attempts, self._settings.retry_delays)
+        fields = {
+            "job_id": job.id,
+            "job_key": job.key,
+            "job_kind": job.kind,
+            "attempt": job.attempts,
+            "error": failure.reason,
+            "code": failure.code,
+        }
+        async with self._database.session() as db:
+            if delay is None:
+                recorded = await repository.finish(
+                    db,
+                    job,
+                    status="failed",
+                    run_at=now,
+                    finished_at=now,
+                    error=failure.reason,
+                    code=failure.code,
+                )
+                if recorded and kind is not None and kind.given_up is not None:
+                    await kind.given_up(db, job, failure.reason)
+            else:
+                recorded = await repository.finish(
+                    db,
+                    job,
+                    status="queued",
+                    run_at=now + timedelta(seconds=delay),
+                    finished_at=None,
+                    error=failure.reason,
+                    code=failure.code,
+                )
+        if delay is None:
+            log.error("job failed for good", extra=fields)
+        else:
+            log.warning("job failed; retrying in %.0f s", delay, extra=fields)

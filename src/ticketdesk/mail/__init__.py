@@ -1,0 +1,1 @@
+"""Mail: the mails the service sends, their reply addresses, and reading the mails it gets."""

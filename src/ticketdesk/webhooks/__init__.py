@@ -1,0 +1,1 @@
+"""Webhooks: signed calls to integrators' endpoints for every event they subscribe to."""

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from ticketdesk.auth.dependencies import SuperUser
+from ticketdesk.jobs.repository import JobRow
+from ticketdesk.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from ticketdesk.schemas import MAX_ID, ObjectId
+from ticketdesk.settings import AppSettings
+from ticketdesk.web.errors import responses
+from ticketdesk.web.ratelimits import WritesLimited
+from ticketdesk.web.routing import DbHandle, Route
+from ticketdesk.webhooks import service
+from ticketdesk.webhooks.schemas import (
+    DeliveryOut,
+    NewWebhookOut,
+    WebhookCreate,
+    WebhookOut,
+    WebhookUpdate,
+)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=Route)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(400, 401, 403, 429),
+    dependencies=[WritesLimited],
+)
+async def create_webhook(
+    body: WebhookCreate, user: SuperUser, db: DbHandle, settings: AppSettings
+) -> NewWebhookOut:
+    """Send every event of the given kinds to `url`, signed; the secret is shown only here."""
+    row, secret = await service.create(db, data=body, created_by=user.id, settings=settings)
+    return NewWebhookOut(secret=secret, **row._asdict())
+
+
+@router.get("", responses=responses(401, 403))
+async def list_webhooks(user: SuperUser, db: DbHandle) -> list[WebhookOut]:
+    """Every endpoint, without its secret."""
+    return [WebhookOut(**row._asdict()) for row in await service.list_all(db)]
+
+
+@router.get("/{webhook_id}", responses=responses(400, 401, 403, 404))
+async def get_webhook(webhook_id: ObjectId, user: SuperUser, db: DbHandle) -> WebhookOut:
+    """One endpoint, and why it was disabled if it was."""
+    return WebhookOut(**(await service.get(db, webhook_id))._asdict())
+
+
+@router.patch(
+    "/{webhook_id}", responses=responses(400, 401, 403, 404, 429), dependencies=[WritesLimited]
+)
+async def update_webhook(
+    webhook_id: ObjectId, body: WebhookUpdate, user: SuperUser, db: DbHandle, settings: AppSettings
+) -> WebhookOut:
+    """Change the URL or the kinds, or enable an endpoint again."""
+    row = await service.update(db, webhook_id=webhook_id, data=body, settings=settings)
+    return WebhookOut(**row._asdict())
+
+
+@router.delete(
+    "/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(400, 401, 403, 404, 429),
+    dependencies=[WritesLimited],
+)
+async def delete_webhook(webhook_id: ObjectId, user: SuperUser, db: DbHandle) -> None:
+    """Remove the endpoint and its deliveries."""
+    await service.delete(db, webhook_id)
+
+
+def _delivery(row: JobRow) -> DeliveryOut:
+    return DeliveryOut(
+        id=row.id,
+        event_id=row.event_id,
+        status=row.status,
+        attempts=row.attempts,
+        response_code=row.last_code,
+        last_error=row.last_error,
+        next_attempt_at=row.run_at if row.status == "queued" else None,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+@router.get("/{webhook_id}/deliveries", responses=responses(400, 401, 403, 404))
+async def list_deliveries(
+    webhook_id: ObjectId,
+    user: SuperUser,
+    db: DbHandle,
+    request: Request,
+    response: Response,
+    before: Annotated[int, Query(ge=1, le=MAX_ID, description="ids below this one")] = MAX_ID,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> list[DeliveryOut]:
+    """The endpoint's deliveries, newest first; a full page has a `Link` to the next."""
+    rows = await service.deliveries(db, webhook_id=webhook_id, before=before, limit=limit)
+    if len(rows) == limit:
+        url = request.url.include_query_params(before=rows[-1].id, limit=limit)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return [_delivery(row) for row in rows]
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(400, 401, 403, 404, 409, 429),
+    dependencies=[WritesLimited],
+)
+async def retry_delivery(
+    webhook_id: ObjectId, delivery_id: ObjectId, user: SuperUser, db: DbHandle
+) -> None:
+    """Send a failed (or done) delivery again, now, with a fresh schedule of retries."""
+    await service.retry(db, webhook_id=webhook_id, delivery_id=delivery_id)

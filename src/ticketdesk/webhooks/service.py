@@ -1,0 +1,96 @@
+"""Managing webhook endpoints and their deliveries (superusers only, by the router)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ticketdesk.db import Db
+from ticketdesk.errors import BadRequest, Conflict, NotFound
+from ticketdesk.jobs import repository as jobs
+from ticketdesk.jobs.repository import JobRow
+from ticketdesk.models import utcnow
+from ticketdesk.schemas import MAX_ID
+from ticketdesk.settings import Settings
+from ticketdesk.webhooks import delivery, repository
+from ticketdesk.webhooks.repository import WebhookRow
+from ticketdesk.webhooks.schemas import WebhookCreate, WebhookUpdate
+
+NO_WEBHOOK = "no such webhook"
+
+__all__ = ["JobRow", "WebhookRow"]
+
+
+def _check_target(url: str, settings: Settings) -> None:
+    if settings.webhook_allow_private:
+        return
+    reason = delivery.literal_refusal(url)
+    if reason is not None:
+        raise BadRequest(f"url: {reason}; only public addresses (WEBHOOK_ALLOW_PRIVATE)")
+
+
+async def create(
+    db: Db, *, data: WebhookCreate, created_by: int, settings: Settings
+) -> tuple[WebhookRow, str]:
+    """A new endpoint and its signing secret (which is not shown again)."""
+    _check_target(data.url, settings)
+    secret = delivery.new_secret()
+    row = await repository.insert_webhook(
+        db,
+        url=data.url,
+        events=list(data.events),
+        secret=secret,
+        created_by=created_by,
+        now=utcnow(),
+    )
+    return row, secret
+
+
+async def list_all(db: Db) -> list[WebhookRow]:
+    return await repository.all_webhooks(db)
+
+
+async def get(db: Db, webhook_id: int) -> WebhookRow:
+    row = await repository.webhook(db, webhook_id)
+    if row is None:
+        raise NotFound(NO_WEBHOOK)
+    return row
+
+
+async def update(db: Db, *, webhook_id: int, data: WebhookUpdate, settings: Settings) -> WebhookRow:
+    values: dict[str, Any] = data.model_dump(
+        exclude_none=True, include={"url", "events", "is_active"}
+    )
+    if "url" in values:
+        _check_target(values["url"], settings)
+    if values.get("is_active") is True:
+        values["disabled_reason"] = None
+    if values and not await repository.update_webhook(db, webhook_id, values):
+        raise NotFound(NO_WEBHOOK)
+    return await get(db, webhook_id)
+
+
+async def delete(db: Db, webhook_id: int) -> None:
+    """The endpoint goes, and its deliveries with it."""
+    if not await repository.delete_webhook(db, webhook_id):
+        raise NotFound(NO_WEBHOOK)
+
+
+async def deliveries(db: Db, *, webhook_id: int, before: int, limit: int) -> list[JobRow]:
+    await get(db, webhook_id)
+    return await jobs.deliveries(db, webhook_id=webhook_id, before=before, limit=limit)
+
+
+async def retry(db: Db, *, webhook_id: int, delivery_id: int) -> None:
+    """Queue a finished delivery again now, with a fresh schedule of attempts."""
+    await get(db, webhook_id)
+    if not 0 < delivery_id <= MAX_ID:
+        raise NotFound("no such delivery")
+    if not await jobs.retry(db, job_id=delivery_id, webhook_id=webhook_id, now=utcnow()):
+        if not await jobs.deliveries(db, webhook_id=webhook_id, before=delivery_id + 1, limit=1):
+            raise NotFound("no such delivery")
+        raise Conflict("this delivery is still queued or running")
+
+
+async def given_up(db: Db, *, webhook_id: int, reason: str) -> None:
+    """A delivery failed through its whole schedule: the endpoint stops receiving."""
+    await repository.update_webhook(db, webhook_id, {"is_active": False, "disabled_reason": reason})

@@ -1,0 +1,211 @@
+"""Mail out: who gets which mail, threaded, through a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conftest import JWT_KEY, MakeUser, _free_port, client_with, open_ticket
+from receivers import Mailbox, html_of, smtp_server, text_of
+from ticketdesk.mail import addresses
+from ticketdesk.models import jobs
+
+DOMAIN = "support.example.com"
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def mailing(
+    database_url: URL, tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose worker sends mail to the test's SMTP server."""
+    _, port = mailbox
+    async with client_with(
+        database_url,
+        tmp_path,
+        jobs_in_server=True,
+        job_poll_seconds=0.1,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_tls="none",
+        mail_from=f"Acme Support <support@{DOMAIN}>",
+        public_url="https://help.example.com",
+    ) as client:
+        yield client
+
+
+def mac_address(ticket_id: int) -> str:
+    return addresses.reply_address(
+        JWT_KEY.encode(), support_address=f"support@{DOMAIN}", domain=DOMAIN, ticket_id=ticket_id
+    )
+
+
+async def test_a_ticket_conversation_by_mail_in_one_thread(
+    mailing: httpx.AsyncClient, mailbox: tuple[Mailbox, int], make_user: MakeUser
+) -> None:
+    box, _ = mailbox
+    customer = await make_user("customer", email="carla@example.com", username="Carla")
+    agent = await make_user("staff", email="bruno@example.com", username="Bruno")
+    other_agent = await make_user("staff", email="olga@example.com", username="Olga")
+
+    ticket_id = await open_ticket(mailing, customer, topic="Printer on fire", text="Smoke!")
+    received, *new = await box.wait_for(3)
+    assert received["To"] == "Carla <carla@example.com>"
+    assert received["Subject"] == f"[#{ticket_id}] Printer on fire"
+    root = f"<t{ticket_id}.c@{DOMAIN}>"
+    assert received["Message-ID"] == root
+    assert received["Reply-To"] == mac_address(ticket_id)
+    assert received["Auto-Submitted"] == "auto-generated"
+    assert "Smoke!" in text_of(received)
+    assert "https://help.example.com/app/tickets/" in html_of(received)
+    assert sorted(str(m["To"]) for m in new) == [
+        "Bruno <bruno@example.com>",
+        "Olga <olga@example.com>",
+    ]
+    assert all(m["Message-ID"] == f"<t{ticket_id}.a@{DOMAIN}>" for m in new)
+    assert all(m["Reply-To"] is None for m in new)
+
+    # An internal note is never mailed; the answer is, with its text, in the thread.
+    note = {"text": "the customer is a VIP", "internal": True}
+    posted = await mailing.post(f"/tickets/{ticket_id}/messages", json=note, headers=agent.headers)
+    assert posted.status_code == 201
+    answer = {"text": "Unplug it, please."}
+    posted = await mailing.post(
+        f"/tickets/{ticket_id}/messages", json=answer, headers=agent.headers
+    )
+    assert posted.status_code == 201
+    reply = (await box.wait_for(4))[3]
+    assert reply["To"] == "Carla <carla@example.com>"
+    assert reply["Subject"] == f"Re: [#{ticket_id}] Printer on fire"
+    assert reply["In-Reply-To"] == root
+    assert reply["References"] == root
+    assert reply["Message-ID"] != root
+    assert "Unplug it, please." in text_of(reply)
+    assert "VIP" not in text_of(reply) + html_of(reply)
+    assert "Bruno" in text_of(reply)
+
+    # Assigned: the customer's reply goes to the assignee alone.
+    assigned = await mailing.patch(
+        f"/tickets/{ticket_id}", json={"assignee_id": other_agent.id}, headers=agent.headers
+    )
+    assert assigned.status_code == 200, assigned.text
+    posted = await mailing.post(
+        f"/tickets/{ticket_id}/messages", json={"text": "Done, thanks"}, headers=customer.headers
+    )
+    assert posted.status_code == 201
+    to_agent = (await box.wait_for(5))[4]
+    assert to_agent["To"] == "Olga <olga@example.com>"
+    assert to_agent["In-Reply-To"] == f"<t{ticket_id}.a@{DOMAIN}>"
+    assert "Done, thanks" in text_of(to_agent)
+
+    resolved = await mailing.patch(
+        f"/tickets/{ticket_id}", json={"status": "resolved"}, headers=other_agent.headers
+    )
+    assert resolved.status_code == 200
+    done = (await box.wait_for(6))[5]
+    assert done["To"] == "Carla <carla@example.com>"
+    assert done["In-Reply-To"] == root
+    assert f"https://help.example.com/app/tickets/{ticket_id}#rate" in text_of(done)
+    # Every mail is one of a kind.
+    ids = [m["Message-ID"] for m in await box.wait_for(6)]
+    assert len(set(ids)) == 6 - 1  # the agents' "new ticket" mail is one mail to two
+
+
+async def test_agents_choose_which_mail_they_get(
+    mailing: httpx.AsyncClient, mailbox: tuple[Mailbox, int], make_user: MakeUser
+) -> None:
+    box, _ = mailbox
+    customer = await make_user("customer")
+    quiet = await make_user("staff", email="quiet@example.com")
+    await make_user("staff", email="keen@example.com")
+    got = await mailing.get("/users/me/notifications", headers=quiet.headers)
+    assert got.status_code == 200
+    assert got.json() == {"new_tickets": True, "customer_replies": True}
+    changed = await mailing.patch(
+        "/users/me/notifications", json={"new_tickets": False}, headers=quiet.headers
+    )
+    assert changed.status_code == 200
+    assert changed.json() == {"new_tickets": False, "customer_replies": True}
+    ticket_id = await open_ticket(mailing, customer)
+    mails = await box.wait_for(2)
+    assert sorted(str(m["To"]) for m in mails) == sorted(
+        [f"someone <{customer.email}>", "someone <keen@example.com>"]
+    )
+    posted = await mailing.post(
+        f"/tickets/{ticket_id}/messages", json={"text": "more"}, headers=customer.headers
+    )
+    assert posted.status_code == 201
+    replies = (await box.wait_for(4))[2:]
+    assert sorted(str(m["To"]) for m in replies) == [
+        "someone <keen@example.com>",
+        "someone <quiet@example.com>",
+    ]
+    # Customers have no such choices.
+    refused = await mailing.get("/users/me/notifications", headers=customer.headers)
+    assert refused.status_code == 403
+
+
+async def test_a_refused_recipient_fails_the_job_for_good(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine, make_user: MakeUser
+) -> None:
+    class Refusing(Mailbox):
+        async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+            return "550 5.1.1 no such user"
+
+    port = _free_port()
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        async with client_with(
+            database_url,
+            tmp_path,
+            jobs_in_server=True,
+            job_poll_seconds=0.1,
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_tls="none",
+        ) as client:
+            customer = await make_user("customer")
+            await open_ticket(client, customer)
+            for _ in range(100):
+                async with engine.connect() as conn:
+                    rows = (await conn.execute(select(jobs.c.status, jobs.c.last_code))).all()
+                if rows and rows[0][0] == "failed":
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        controller.stop()
+    assert rows == [("failed", 550)]
+
+
+def test_reply_addresses_cannot_be_made_up() -> None:
+    key = b"k" * 48
+    address = addresses.reply_address(
+        key, support_address="help@example.com", domain="example.com", ticket_id=42
+    )
+    assert re.fullmatch(r"help\+t42-[0-9a-f]{16}@example\.com", address)
+    assert addresses.ticket_of(key, address, domain="example.com") == 42
+    assert addresses.ticket_of(key, f"Carla <{address.upper()}>", domain="example.com") == 42
+    forged = address.replace("t42-", "t43-")
+    with pytest.raises(addresses.ForgedAddress):
+        addresses.ticket_of(key, forged, domain="example.com")
+    with pytest.raises(addresses.ForgedAddress):
+        addresses.ticket_of(b"another key" * 4, address, domain="example.com")
+    assert addresses.ticket_of(key, "help@example.com", domain="example.com") is None
+    assert addresses.ticket_of(key, address, domain="elsewhere.example") is None
+    assert addresses.is_ours("<t42.e7@example.com>", "example.com")
+    assert not addresses.is_ours("<CAF=abc@mail.gmail.com>", "example.com")
