@@ -39,6 +39,7 @@ from ticketdesk.web.headers import BrowserPolicy, add_cors, docs_csp
 from ticketdesk.web.middleware import RequestEdge
 from ticketdesk.web.openapi import customize_openapi
 from ticketdesk.web.ratelimits import RateLimiter
+from ticketdesk.webhooks.router import calls as webhook_calls
 from ticketdesk.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("ticketdesk")
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         system_router,
         last_pages_router,
     )
+    app.webhooks.routes.extend(webhook_calls.routes)
     docs_routes = list(app.router.routes)
     app.router.routes[:] = [route for router in routers for route in router.routes]
     app.router.routes.extend(docs_routes)

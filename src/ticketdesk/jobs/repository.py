@@ -233,6 +233,18 @@ async def deliveries(db: Db, *, webhook_id: int, before: int, limit: int) -> lis
     return [JobRow(*row) for row in rows]
 
 
+_DELIVERY = Statement(
+    select(*_JOB_COLUMNS).where(
+        jobs.c.id == bindparam("job_id"), jobs.c.webhook_id == bindparam("webhook_id")
+    )
+)
+
+
+async def delivery(db: Db, *, webhook_id: int, job_id: int) -> JobRow | None:
+    row = await db.first(_DELIVERY, {"job_id": job_id, "webhook_id": webhook_id})
+    return JobRow(*row) if row is not None else None
+
+
 _COUNTS = Statement(select(jobs.c.status, func.count()).group_by(jobs.c.status))
 
 

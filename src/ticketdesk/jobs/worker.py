@@ -140,6 +140,13 @@ class Worker:
         self._wake.set()
 
     async def _attempt(self, job: ClaimedJob) -> None:
+        try:
+            await self._run(job)
+        except Exception:
+            # The database went away: the job's lease runs out, and it runs again.
+            log.exception("the outcome of job %s could not be recorded", job.key)
+
+    async def _run(self, job: ClaimedJob) -> None:
         kind = self._kinds.get(job.kind)
         try:
             if kind is None:
@@ -177,6 +184,7 @@ class Worker:
         }
         async with self._database.session() as db:
             if delay is None:
+                await db.begin()  # the endpoint may be disabled in the same transaction
                 recorded = await repository.finish(
                     db,
                     job,
@@ -201,4 +209,4 @@ class Worker:
         if delay is None:
             log.error("job failed for good", extra=fields)
         else:
-            log.warning("job failed; retrying in %.0f s", delay, extra=fields)
+            log.warning("job failed; retrying in %.1f s", delay, extra=fields)

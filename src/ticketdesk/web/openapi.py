@@ -166,6 +166,7 @@ def customize_openapi(app: FastAPI) -> None:
                 version=app.version,
                 description=app.description,
                 routes=app.routes,
+                webhooks=app.webhooks.routes,
             )
             for path in schema["paths"].values():
                 for operation in path.values():

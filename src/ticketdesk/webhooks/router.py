@@ -16,6 +16,7 @@ from ticketdesk.webhooks import service
 from ticketdesk.webhooks.schemas import (
     DeliveryOut,
     NewWebhookOut,
+    WebhookCall,
     WebhookCreate,
     WebhookOut,
     WebhookUpdate,
@@ -115,3 +116,22 @@ async def retry_delivery(
 ) -> None:
     """Send a failed (or done) delivery again, now, with a fresh schedule of retries."""
     await service.retry(db, webhook_id=webhook_id, delivery_id=delivery_id)
+
+
+calls = APIRouter()
+"""What ticketdesk sends to endpoints: the OpenAPI document's `webhooks` section."""
+
+
+@calls.post(
+    "ticket-event",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={204: {"description": "any 2xx: delivered; anything else is retried"}},
+)
+async def ticket_event(body: WebhookCall) -> None:
+    """Each event of a kind the endpoint subscribes to, POSTed as JSON and signed per the
+    Standard Webhooks specification: headers `webhook-id` (the same for every retry of one
+    delivery), `webhook-timestamp` (Unix seconds) and `webhook-signature`
+    (`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>" under the secret>`). Answer 2xx
+    within 10 s; anything else is tried again after about 5 s, 5 min, 30 min, 2 h, 5 h,
+    10 h and 10 h, after which the delivery fails and the endpoint is disabled. Redirects
+    are not followed. Deliveries may come more than once (use `webhook-id` to tell)."""

@@ -86,7 +86,7 @@ async def retry(db: Db, *, webhook_id: int, delivery_id: int) -> None:
     if not 0 < delivery_id <= MAX_ID:
         raise NotFound("no such delivery")
     if not await jobs.retry(db, job_id=delivery_id, webhook_id=webhook_id, now=utcnow()):
-        if not await jobs.deliveries(db, webhook_id=webhook_id, before=delivery_id + 1, limit=1):
+        if await jobs.delivery(db, webhook_id=webhook_id, job_id=delivery_id) is None:
             raise NotFound("no such delivery")
         raise Conflict("this delivery is still queued or running")
 
