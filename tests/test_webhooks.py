@@ -283,7 +283,7 @@ async def test_redirects_are_not_followed(
                     row = (await conn.execute(select(jobs.c.status, jobs.c.last_code))).first()
                 return row if row is not None and row[0] == "failed" else None
 
-            status, code = await until(finished)
+            _, code = await until(finished)
     assert code == 302
     assert receiver.calls == []
 
