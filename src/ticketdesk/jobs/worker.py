@@ -77,11 +77,14 @@ class Worker:
         settings: Settings,
         kinds: dict[str, Kind],
         dispatch: Dispatch,
+        *,
+        closing: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._database = database
         self._settings = settings
         self._kinds = kinds
         self._dispatch = dispatch
+        self._closing = closing
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         database.listen_here(CHANNEL, lambda _payload: self._wake.set())
@@ -103,6 +106,8 @@ class Worker:
                             await self._wake.wait()
         finally:
             await self.drain()
+            if self._closing is not None:
+                await self._closing()
 
     async def step(self) -> bool:
         """One pass: dispatch new events, start due jobs. True when there may be more."""

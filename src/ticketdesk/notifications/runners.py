@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 
+import httpx
+
 from ticketdesk.db import Database, Db
 from ticketdesk.jobs.repository import ClaimedJob
 from ticketdesk.jobs.worker import JobFailed, Kind, Outcome, Worker
@@ -20,8 +22,8 @@ from ticketdesk.webhooks import service as webhook_service
 FORGOTTEN = "(sent; its secret is not kept)"
 
 
-def kinds(database: Database, settings: Settings) -> dict[str, Kind]:
-    """What the worker runs, and how."""
+def kinds(database: Database, settings: Settings, client: httpx.AsyncClient) -> dict[str, Kind]:
+    """What the worker runs, and how (webhook calls through `client`)."""
 
     async def send_mail(job: ClaimedJob) -> Outcome:
         if not settings.mail_enabled:
@@ -46,6 +48,7 @@ def kinds(database: Database, settings: Settings) -> dict[str, Kind]:
             raise JobFailed("the webhook is disabled", final=True)
         try:
             code = await delivery.call(
+                client,
                 endpoint.url,
                 secret=endpoint.secret,
                 message_id=job.key.replace(":", "_"),
@@ -75,7 +78,14 @@ def kinds(database: Database, settings: Settings) -> dict[str, Kind]:
 
 def worker(database: Database, settings: Settings) -> Worker:
     """The worker of this process: the events' jobs, run as above."""
-    return Worker(database, settings, kinds(database, settings), dispatcher(settings))
+    client = delivery.http_client()
+    return Worker(
+        database,
+        settings,
+        kinds(database, settings, client),
+        dispatcher(settings),
+        closing=client.aclose,
+    )
 
 
 def start_worker(database: Database, settings: Settings) -> asyncio.Task[None]:

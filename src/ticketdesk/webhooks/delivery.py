@@ -101,7 +101,17 @@ def signed_headers(secret: str, message_id: str, body: str) -> dict[str, str]:
     }
 
 
+def http_client() -> httpx.AsyncClient:
+    """One client for a worker's calls (TLS set up once). Connections are not kept: each
+    call connects to the address it checked, and one endpoint's TLS session (its SNI) must
+    not serve another name on the same address."""
+    return httpx.AsyncClient(
+        follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0)
+    )
+
+
 async def call(
+    client: httpx.AsyncClient,
     url: str,
     *,
     secret: str,
@@ -122,10 +132,14 @@ async def call(
     headers["host"] = parts.netloc.rpartition("@")[2]
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            response = await client.post(
-                pinned, content=body.encode(), headers=headers, extensions=extensions
-            )
+        response = await client.post(
+            pinned,
+            content=body.encode(),
+            headers=headers,
+            extensions=extensions,
+            timeout=timeout,
+            follow_redirects=False,
+        )
     except httpx.TimeoutException as exc:
         raise Refused(f"no answer within {timeout:g} s") from exc
     except httpx.HTTPError as exc:
