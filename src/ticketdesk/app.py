@@ -26,8 +26,10 @@ from ticketdesk.events.stream import NewEvents
 from ticketdesk.notifications.runners import start_worker, stop_worker
 from ticketdesk.pages.assets import Assets
 from ticketdesk.pages.console import router as console_router
+from ticketdesk.pages.password_reset import router as reset_pages_router
 from ticketdesk.pages.router import last as last_pages_router
 from ticketdesk.pages.router import router as pages_router
+from ticketdesk.password_reset.router import router as password_reset_router
 from ticketdesk.reports.router import router as reports_router
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
@@ -99,11 +101,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (
         pages_router,
         console_router,
+        reset_pages_router,
         tickets_router,
         events_router,
         attachments_router,
         users_router,
         auth_router,
+        password_reset_router,
         staff_keys_router,
         webhooks_router,
         reports_router,

@@ -25,7 +25,11 @@ def _storable(value: str) -> str:
 
 
 def normalize_email(value: str) -> str:
-    """The form emails are stored in: email-validator's normalization, lower-cased."""
+    """The form emails are stored in: email-validator's normalization, lower-cased.
+
+    Surrounding spaces go first, everywhere: an address registered with them logs in with
+    them too."""
+    value = value.strip()
     try:
         return validate_email(value, check_deliverability=False).normalized.lower()
     except EmailNotValidError:

@@ -61,7 +61,8 @@ class Settings(BaseSettings):
     rate_limit_login_failures: str = "100/hour"  # per account
     rate_limit_register_per_ip: str = "10/hour"
     rate_limit_writes_per_user: str = "60/minute"
-    rate_limit_password_reset: str = "5/hour"  # noqa: S105 - per account, and (times ten) per IP
+    rate_limit_password_reset: str = "5/hour"  # noqa: S105 - reset mails per account
+    rate_limit_password_reset_per_ip: str = "50/hour"  # noqa: S105 - reset requests per IP
     idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
 
     data_dir: Path = Path("data")  # attachments are kept under it, in attachments/
@@ -119,6 +120,7 @@ class Settings(BaseSettings):
         "rate_limit_register_per_ip",
         "rate_limit_writes_per_user",
         "rate_limit_password_reset",
+        "rate_limit_password_reset_per_ip",
     )
     @classmethod
     def _is_a_rate(cls, value: str) -> str:

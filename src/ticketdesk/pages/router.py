@@ -63,12 +63,18 @@ async def static(name: str, request: Request) -> Response:
 
 @router.get("/")
 async def landing(
-    request: Request, viewer: MaybeSignedIn, next: str | None = None, expired: str | None = None
+    request: Request,
+    viewer: MaybeSignedIn,
+    next: str | None = None,
+    expired: str | None = None,
+    reset: str | None = None,
 ) -> Response:
     """Sign in, or go home when signed in already."""
     if viewer is not None:
         return redirect(request, safe_next(next) if next else home_of(viewer))
     message = "Your session expired. Sign in again to continue." if expired else None
+    if reset:
+        message = "Your new password is set. Sign in with it."
     return render(request, "sign_in.html", {"next": safe_next(next), "notice": message})
 
 
@@ -332,9 +338,34 @@ async def download(
 # the account
 
 
+async def _mail_choices(db: Db, viewer: Viewer) -> Any:
+    return await users.mail_choices(db, user=viewer) if viewer.is_agent else None
+
+
 @router.get("/app/account")
-async def account_page(request: Request, viewer: SignedIn, saved: str | None = None) -> Response:
-    return render(request, "account.html", {"viewer": viewer, "saved": saved, "values": {}})
+async def account_page(
+    request: Request, viewer: SignedIn, db: DbHandle, saved: str | None = None
+) -> Response:
+    mail = await _mail_choices(db, viewer)
+    context = {"viewer": viewer, "saved": saved, "values": {}, "mail": mail}
+    return render(request, "account.html", context)
+
+
+@router.post("/app/account/mail", dependencies=[SameOrigin, Counted])
+async def save_mail_choices(
+    request: Request,
+    viewer: SignedIn,
+    db: DbHandle,
+    new_tickets: Annotated[str, Form()] = "",
+    customer_replies: Annotated[str, Form()] = "",
+) -> Response:
+    await users.choose_mail(
+        db,
+        user=viewer,
+        new_tickets=new_tickets == "on",
+        customer_replies=customer_replies == "on",
+    )
+    return redirect(request, "/app/account?saved=1")
 
 
 @router.post("/app/account", dependencies=[SameOrigin, Counted])
@@ -357,22 +388,16 @@ async def save_account(
         changes = parse(MeUpdate, values)
         version = await users.update_me(db, user=viewer, changes=changes)
     except FormErrors as exc:
-        return render(
-            request,
-            "account.html",
-            {"viewer": viewer, "errors": exc.errors, "values": {"username": username}},
-            400,
-        )
+        context = {"viewer": viewer, "errors": exc.errors, "values": {"username": username}}
+        context["mail"] = await _mail_choices(db, viewer)
+        return render(request, "account.html", context, 400)
     except TicketdeskError as exc:
         if exc.status_code != 400:
             raise
         errors = {"current_password": "The current password is not right."}
-        return render(
-            request,
-            "account.html",
-            {"viewer": viewer, "errors": errors, "values": {"username": username}},
-            400,
-        )
+        context = {"viewer": viewer, "errors": errors, "values": {"username": username}}
+        context["mail"] = await _mail_choices(db, viewer)
+        return render(request, "account.html", context, 400)
     response = redirect(request, "/app/account?saved=1")
     if version is not None:
         token, _claims = auth.issue_token(settings, user_id=viewer.id, version=version)

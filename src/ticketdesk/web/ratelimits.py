@@ -95,6 +95,8 @@ class RateLimiter:
         self.login_failures = Rule.parse("login-failures", settings.rate_limit_login_failures)
         self.register_per_ip = Rule.parse("register-ip", settings.rate_limit_register_per_ip)
         self.writes_per_user = Rule.parse("writes-user", settings.rate_limit_writes_per_user)
+        self.reset_per_account = Rule.parse("reset-account", settings.rate_limit_password_reset)
+        self.reset_per_ip = Rule.parse("reset-ip", settings.rate_limit_password_reset_per_ip)
 
     async def hit(self, rule: Rule, key: str) -> Quota | None:
         """Count one request against every rate of the rule; 429 when one is spent."""

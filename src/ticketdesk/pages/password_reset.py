@@ -1,0 +1,70 @@
+"""The pages to set a forgotten password: ask for a link, then choose the new password."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from ticketdesk.errors import BadRequest
+from ticketdesk.pages.forms import FormErrors, parse
+from ticketdesk.pages.rendering import PageRoute, redirect, render, same_origin
+from ticketdesk.pages.session import MaybeSignedIn
+from ticketdesk.password_reset import service
+from ticketdesk.password_reset.schemas import ResetConfirm
+from ticketdesk.schemas import normalize_email
+from ticketdesk.settings import AppSettings
+from ticketdesk.web.ratelimits import Limiter, client_address
+from ticketdesk.web.routing import DbHandle
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+SameOrigin = Depends(same_origin)
+
+
+@router.get("/app/password-reset")
+async def ask_page(request: Request, viewer: MaybeSignedIn) -> Response:
+    return render(request, "reset_request.html", {"viewer": viewer})
+
+
+@router.post("/app/password-reset", dependencies=[SameOrigin])
+async def ask(
+    request: Request,
+    db: DbHandle,
+    limiter: Limiter,
+    settings: AppSettings,
+    email: Annotated[str, Form()] = "",
+) -> Response:
+    if not email.strip():
+        errors = {"email": "Enter the email address of your account."}
+        return render(request, "reset_request.html", {"errors": errors}, 400)
+    address = normalize_email(email)
+    await limiter.hit(limiter.reset_per_ip, client_address(request))
+    await limiter.hit(limiter.reset_per_account, address)
+    await service.request_reset(db, email=address, settings=settings)
+    return render(request, "reset_sent.html", {"email": email.strip()})
+
+
+@router.get("/app/password-reset/confirm")
+async def choose_page(request: Request, token: str = "") -> Response:
+    return render(request, "reset_confirm.html", {"token": token})
+
+
+@router.post("/app/password-reset/confirm", dependencies=[SameOrigin])
+async def choose(
+    request: Request,
+    db: DbHandle,
+    limiter: Limiter,
+    token: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    await limiter.hit(limiter.reset_per_ip, client_address(request))
+    try:
+        data = parse(ResetConfirm, {"token": token, "password": password})
+        await service.confirm_reset(db, token=data.token, password=data.password)
+    except FormErrors as exc:
+        return render(request, "reset_confirm.html", {"token": token, "errors": exc.errors}, 400)
+    except BadRequest:
+        errors = {"form": "This link is unknown, used or expired. Ask for a new one."}
+        return render(request, "reset_confirm.html", {"token": token, "errors": errors}, 400)
+    return redirect(request, "/?reset=1")

@@ -1,0 +1,1 @@
+"""Setting a forgotten password through a single-use link sent by mail."""

@@ -1,0 +1,69 @@
+"""A reset link by mail, valid 30 minutes and once; using it sets the password and signs
+out every session. Whether an address has an account is never told."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from ticketdesk.auth import repository as auth_repository
+from ticketdesk.auth import service as auth
+from ticketdesk.auth.security import hash_password
+from ticketdesk.db import Db
+from ticketdesk.errors import BadRequest
+from ticketdesk.jobs import repository as jobs
+from ticketdesk.jobs.repository import NewJob
+from ticketdesk.mail.outbound import Mail
+from ticketdesk.models import utcnow
+from ticketdesk.password_reset import repository
+from ticketdesk.settings import Settings
+
+log = logging.getLogger("ticketdesk")
+
+VALID_FOR = timedelta(minutes=30)
+INVALID_LINK = "this link is unknown, used or expired: ask for a new one"
+PAGE = "/app/password-reset/confirm"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def request_reset(db: Db, *, email: str, settings: Settings) -> None:
+    """Mail the account of `email` (already normalized) a link, if there is such an account."""
+    user = await repository.active_user(db, email)
+    if user is None:
+        return
+    if not settings.mail_enabled:
+        log.warning("a password reset was asked for, but no mail can be sent (SMTP_HOST)")
+        return
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    reset_id = await repository.insert_reset(
+        db, user_id=user.id, token_hash=_hash(token), now=now, expires_at=now + VALID_FOR
+    )
+    link = f"{settings.base_url}{PAGE}?{urlencode({'token': token})}"
+    mail = Mail(
+        to=user.email,
+        to_name=user.username,
+        subject="Set a new password",
+        template="password_reset",
+        context={"link": link, "minutes": int(VALID_FOR.total_seconds() // 60)},
+        message_id=f"reset.{reset_id}@{settings.reply_domain}",
+        secret=True,
+    )
+    await jobs.queue(db, [NewJob(f"reset:{reset_id}", "mail", mail.model_dump_json())], now=now)
+
+
+async def confirm_reset(db: Db, *, token: str, password: str) -> int:
+    """Set the password of the link's account; every earlier token is revoked. The user id."""
+    new_hash = await hash_password(password)
+    user_id = await repository.spend(db, token_hash=_hash(token), now=utcnow())
+    if user_id is None:
+        raise BadRequest(INVALID_LINK)
+    await auth_repository.set_password_hash(db, user_id=user_id, password_hash=new_hash)
+    await auth.revoke_all_tokens(db, user_id=user_id)
+    return user_id
