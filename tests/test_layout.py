@@ -17,6 +17,11 @@ FEATURES = (
     "users",
     "staff_keys",
     "idempotency",
+    "jobs",
+    "mail",
+    "notifications",
+    "webhooks",
+    "password_reset",
 )
 EDGE_MODULES = ("router.py", "dependencies.py", "schemas.py")
 """A feature's HTTP edge: its routes, its FastAPI dependencies, its request and answer shapes."""

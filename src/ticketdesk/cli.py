@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import sys
+from dataclasses import replace
 from types import FrameType
 
 from pydantic import TypeAdapter, ValidationError
@@ -179,6 +180,66 @@ def _jobs(args: argparse.Namespace) -> None:
             )
 
 
+EX_DATAERR = 65  # sysexits.h: the input was not a mail
+EX_TEMPFAIL = 75  # try again later: the MTA keeps the mail and retries
+EX_NOPERM = 77  # the sender may not write there: the MTA bounces the mail
+MAIL_OVERHEAD_BYTES = 2 * 1024 * 1024
+
+
+def _mail_in(args: argparse.Namespace) -> None:
+    """Read one mail on stdin (an MTA's pipe) and take it in; exit as sysexits.h says."""
+    from ticketdesk.attachments.storage import LocalStorage
+    from ticketdesk.db import open_database
+    from ticketdesk.errors import TicketdeskError
+    from ticketdesk.mail import inbound, receive
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(
+            f"ticketdesk mail-in: invalid configuration: {exc.error_count()} errors",
+            file=sys.stderr,
+        )
+        sys.exit(EX_TEMPFAIL)  # the operator fixes it; the mail waits meanwhile
+    # Base64 makes attachments a third larger on the wire.
+    limit = settings.message_attachments_max_bytes * 4 // 3 + MAIL_OVERHEAD_BYTES
+    raw = sys.stdin.buffer.read(limit + 1)
+    if len(raw) > limit:
+        print(f"ticketdesk mail-in: the mail is larger than {limit} bytes", file=sys.stderr)
+        sys.exit(EX_DATAERR)
+    try:
+        mail = inbound.parse(raw)
+    except inbound.InvalidMail as exc:
+        print(f"ticketdesk mail-in: not a mail we can read: {exc}", file=sys.stderr)
+        sys.exit(EX_DATAERR)
+    if args.recipient:
+        mail = replace(mail, recipients=(args.recipient.lower(), *mail.recipients))
+
+    async def take() -> receive.Received:
+        database = await open_database(settings)
+        storage = LocalStorage(settings.data_dir / "attachments")
+        try:
+            async with database.session() as db:
+                return await receive.receive(db, storage, settings, mail, raw)
+        finally:
+            await database.close(settings.db_connect_timeout)
+
+    try:
+        received = asyncio.run(take())
+    except receive.Refused as exc:
+        print(f"ticketdesk mail-in: refused: {exc}", file=sys.stderr)
+        sys.exit(EX_NOPERM)
+    except (TicketdeskError, OSError, TimeoutError) as exc:
+        # The database is away or busy (or the disk is): the MTA tries again later.
+        reason = getattr(exc, "detail", None) or type(exc).__name__
+        print(f"ticketdesk mail-in: try again later: {reason}", file=sys.stderr)
+        sys.exit(EX_TEMPFAIL)
+    if received.ticket_id is None:
+        print(f"dropped: {received.reason}")
+    else:
+        print(f"{received.outcome} ticket #{received.ticket_id}")
+
+
 def _stopped(signum: int, frame: FrameType | None) -> None:
     """SIGTERM, raised again by uvicorn once its graceful shutdown is done: a clean exit.
 
@@ -310,6 +371,20 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=20, help="jobs listed per state (default 20)")
     jobs.add_argument("--json", action="store_true", help="print JSON")
     jobs.set_defaults(handler=_jobs)
+
+    mail_in = commands.add_parser(
+        "mail-in",
+        help="take in one mail from stdin (for an MTA's pipe transport)",
+        description="Read one RFC 5322 mail on stdin: a reply to a ticket's address is posted "
+        "on the ticket, a mail to the support address opens one. Exits 0 when the mail is "
+        "taken (or dropped as an auto-reply or a duplicate), 65 when it is no mail, 75 when "
+        "the database cannot be reached (the MTA retries), 77 when the sender may not write "
+        "there (the MTA bounces it).",
+    )
+    mail_in.add_argument(
+        "--recipient", help="the envelope recipient, as the MTA knows it (Postfix: ${recipient})"
+    )
+    mail_in.set_defaults(handler=_mail_in)
     return parser
 
 

@@ -329,3 +329,13 @@ job_cursors = Table(
     Column("name", String(32), primary_key=True),
     Column("position", Id, nullable=False),
 )
+
+inbound_mails = Table(
+    "inbound_mails",
+    metadata,
+    # Each mail taken in, by its Message-ID (or the SHA-256 of its bytes when it has none):
+    # the same mail delivered twice is stored once.
+    Column("message_id", String(255), primary_key=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)

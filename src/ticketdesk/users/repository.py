@@ -72,6 +72,8 @@ _INSERT = Statement(
         tickets_count=0,
         token_version=0,
         created_at=bindparam("now"),
+        mail_new_tickets=True,
+        mail_customer_replies=True,
     )
     .returning(*PUBLIC_COLUMNS)
 )

@@ -155,3 +155,21 @@ async def choose_mail(
     if values:
         await repository.update_user(db, user.id, values)
     return await repository.mail_choices(db, user.id)
+
+
+NO_PASSWORD = "!"  # noqa: S105 - matches no password: the account is signed into after a reset
+"""The password hash of an account made for someone who wrote in by mail."""
+
+
+async def create_mail_account(db: Db, *, email: str, username: str) -> UserRow:
+    """A customer account for a new sender of mail, without a password: they can set one
+    with a password reset."""
+    return await repository.insert_user(
+        db,
+        email=normalize_email(email),
+        username=username,
+        password_hash=NO_PASSWORD,
+        is_staff=False,
+        is_superuser=False,
+        now=utcnow(),
+    )

@@ -1,0 +1,171 @@
+"""A mail that came in becomes a ticket's message, or a new ticket: `ticketdesk mail-in`.
+
+A reply to a ticket's reply address (its MAC checked) is posted on that ticket as its
+author's, if the sender is that author; a mail to the support address opens a ticket for
+its sender, who gets an account without a password when the address is new (they can set
+one with a password reset). Mail that no person wrote, and our own mail come back, are
+dropped; a mail delivered twice is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ticketdesk.attachments import service as attachments
+from ticketdesk.attachments.service import Limits, Upload
+from ticketdesk.attachments.storage import Storage
+from ticketdesk.auth.principal import Viewer
+from ticketdesk.auth.security import TokenClaims
+from ticketdesk.db import Db, UniqueViolation
+from ticketdesk.errors import TicketdeskError
+from ticketdesk.mail import addresses, repository
+from ticketdesk.mail.inbound import InboundMail
+from ticketdesk.mail.repository import Person
+from ticketdesk.models import utcnow
+from ticketdesk.schemas import normalize_email
+from ticketdesk.settings import Settings
+from ticketdesk.users import service as users
+
+log = logging.getLogger("ticketdesk.mail")
+
+TOPIC_LENGTH = 20
+_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|tr)\s*:\s*|\[#\d+\]\s*)+", re.IGNORECASE)
+
+
+class Refused(Exception):
+    """The mail is not taken: who sent it may not write there (the MTA bounces it)."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """What became of a mail that was taken: `ticket_id` is None when it was dropped."""
+
+    outcome: str  # opened, posted, duplicate, dropped
+    ticket_id: int | None
+    reason: str = ""
+
+
+def mail_key(mail: InboundMail, raw: bytes) -> str:
+    """What tells a mail from another: its Message-ID, or its bytes' hash."""
+    if mail.message_id:
+        return mail.message_id[:255]
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+async def receive(
+    db: Db, storage: Storage, settings: Settings, mail: InboundMail, raw: bytes
+) -> Received:
+    domain = settings.reply_domain
+    sender = normalize_email(mail.sender)
+    if mail.automatic:
+        return Received("dropped", None, "sent automatically (an auto-reply, bounce or list)")
+    if addresses.is_ours(mail.message_id, domain) or sender == settings.support_address:
+        return Received("dropped", None, "our own mail came back")
+    key = mail_key(mail, raw)
+    earlier = await repository.seen(db, key)
+    if earlier is not None:
+        return Received("duplicate", earlier, "delivered before")
+    ticket_id = _addressed_ticket(mail, settings)
+    try:
+        if ticket_id is not None:
+            await _post_reply(db, storage, settings, mail, sender, ticket_id)
+            outcome = "posted"
+        else:
+            ticket_id = await _open_ticket(db, storage, settings, mail, sender)
+            outcome = "opened"
+        await repository.record(db, mail_id=key, ticket_id=ticket_id, now=utcnow())
+    except UniqueViolation:
+        # The same mail, taken by another delivery at the same moment: this one is dropped.
+        await db.finish(commit=False)
+        return Received("duplicate", await repository.seen(db, key), "delivered twice at once")
+    return Received(outcome, ticket_id)
+
+
+def _addressed_ticket(mail: InboundMail, settings: Settings) -> int | None:
+    """The ticket a reply address among the recipients names; Refused for a forged one."""
+    for recipient in mail.recipients:
+        try:
+            found = addresses.ticket_of(
+                settings.signing_key(), recipient, domain=settings.reply_domain
+            )
+        except addresses.ForgedAddress:
+            raise Refused(f"{recipient} is not a reply address of ours") from None
+        if found is not None:
+            return found
+    return None
+
+
+def _viewer(person: Person) -> Viewer:
+    # The mail is the credential (its reply address's MAC): no token came with it.
+    claims = TokenClaims(person.id, 0, "mail-in", datetime.now(UTC))
+    return Viewer(
+        person.id, person.email, person.username, person.is_staff, person.is_superuser, claims
+    )
+
+
+def _uploads(mail: InboundMail) -> list[Upload]:
+    return [Upload(part.filename, part.content) for part in mail.attachments]
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "")
+
+
+def _text(mail: InboundMail, settings: Settings) -> str:
+    text = _storable(mail.text).strip() or _storable(mail.subject).strip() or "(no text)"
+    return text[: settings.max_body_bytes]
+
+
+async def _post_reply(
+    db: Db, storage: Storage, settings: Settings, mail: InboundMail, sender: str, ticket_id: int
+) -> None:
+    author = await repository.ticket_author(db, ticket_id)
+    if author is None:
+        raise Refused(f"ticket #{ticket_id} does not exist any more")
+    if author.email != sender or not author.is_active:
+        raise Refused(f"{sender} may not write on ticket #{ticket_id}: only its author may")
+    try:
+        await attachments.post_message(
+            db,
+            storage,
+            viewer=_viewer(author),
+            ticket_id=ticket_id,
+            text=_text(mail, settings),
+            internal=False,
+            uploads=_uploads(mail),
+            limits=Limits.of(settings),
+        )
+    except TicketdeskError as exc:
+        raise Refused(f"ticket #{ticket_id}: {exc.detail}") from exc
+
+
+async def _open_ticket(
+    db: Db, storage: Storage, settings: Settings, mail: InboundMail, sender: str
+) -> int:
+    person = await repository.person(db, sender)
+    if person is None:
+        name = _storable(mail.sender_name or sender.partition("@")[0]).strip()[:64] or "customer"
+        await users.create_mail_account(db, email=sender, username=name)
+        person = await repository.person(db, sender)
+        assert person is not None
+    if not person.is_active:
+        raise Refused(f"the account of {sender} is blocked")
+    subject = _REPLY_PREFIX.sub("", _storable(mail.subject))
+    topic = subject.strip()[:TOPIC_LENGTH].strip() or "(no subject)"
+    try:
+        return await attachments.open_ticket(
+            db,
+            storage,
+            author=_viewer(person),
+            topic=topic,
+            text=_text(mail, settings),
+            uploads=_uploads(mail),
+            limits=Limits.of(settings),
+            policy=settings.sla_policy,
+        )
+    except TicketdeskError as exc:
+        raise Refused(exc.detail) from exc
