@@ -30,10 +30,10 @@ async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
 
 @pytest.fixture
 async def mailing(
-    database_url: URL, tmp_path: Path, mailbox: tuple[Mailbox, int]
+    database_url: URL, tmp_path: Path, mailbox: tuple[Mailbox, int], engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app whose worker sends mail to the test's SMTP server."""
-    _, port = mailbox
+    _, port = mailbox  # `engine` first: no job of an earlier test is left to run
     async with client_with(
         database_url,
         tmp_path,
@@ -63,7 +63,9 @@ async def test_a_ticket_conversation_by_mail_in_one_thread(
     other_agent = await make_user("staff", email="olga@example.com", username="Olga")
 
     ticket_id = await open_ticket(mailing, customer, topic="Printer on fire", text="Smoke!")
-    received, *new = await box.wait_for(3)
+    first = await box.wait_for(3)
+    (received,) = [m for m in first if "carla" in str(m["To"])]
+    new = [m for m in first if "carla" not in str(m["To"])]
     assert received["To"] == "Carla <carla@example.com>"
     assert received["Subject"] == f"[#{ticket_id}] Printer on fire"
     root = f"<t{ticket_id}.c@{DOMAIN}>"

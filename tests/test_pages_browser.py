@@ -229,7 +229,13 @@ async def test_every_page_fits_a_phone_and_passes_axe(server: str, engine: Any) 
     async with chromium() as browser:
         for viewport in (DESKTOP, PHONE):
             signed_out = await browser.new_page(viewport=viewport)
-            for path in ("/", "/app/sign-up", "/app/no-such-page"):
+            for path in (
+                "/",
+                "/app/sign-up",
+                "/app/no-such-page",
+                "/app/password-reset",
+                "/app/password-reset/confirm?token=abc",
+            ):
                 await signed_out.goto(server + path)
                 problems += await audit(axe, signed_out, path, viewport)
             await signed_out.close()

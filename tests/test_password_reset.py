@@ -30,9 +30,9 @@ async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
 
 @pytest.fixture
 async def mailing(
-    database_url: URL, tmp_path: Path, mailbox: tuple[Mailbox, int]
+    database_url: URL, tmp_path: Path, mailbox: tuple[Mailbox, int], engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
-    _, port = mailbox
+    _, port = mailbox  # `engine` first: no job of an earlier test is left to run
     async with client_with(
         database_url,
         tmp_path,

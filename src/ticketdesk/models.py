@@ -91,10 +91,9 @@ users = Table(
     Column("token_version", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     # Which mail an agent gets: of new tickets, and of customers' replies.
-    Column("mail_new_tickets", Boolean, nullable=False, default=True, server_default=text("true")),
-    Column(
-        "mail_customer_replies", Boolean, nullable=False, default=True, server_default=text("true")
-    ),
+    # Server defaults alone: an insert that names neither column gets them on every path.
+    Column("mail_new_tickets", Boolean, nullable=False, server_default=text("true")),
+    Column("mail_customer_replies", Boolean, nullable=False, server_default=text("true")),
     CheckConstraint("tickets_count >= 0", name="tickets_count_not_negative"),
 )
 # Most tickets first, then by id: one ascending key, so a keyset cursor can seek in it.
