@@ -290,6 +290,8 @@ async def test_a_conversation_by_mail_end_to_end(
             mails = await box.wait_for(3)  # the customer's receipt; each agent's new ticket
             receipt = next(m for m in mails if "heidi@alps.example" in str(m["To"]))
             assert receipt["Subject"] == "[#1] Printer on fire"
+            # In the customer's own thread: it answers the mail that opened the ticket.
+            assert receipt["In-Reply-To"] == "<8f14e45f-ceea-467f-a8f1-8b7c9c0e9d2a@alps.example>"
 
             answer = {"text": "Leave the building, please. We call the fire brigade."}
             posted = await client.post("/tickets/1/messages", json=answer, headers=agent.headers)

@@ -55,6 +55,18 @@ def workers(
             process.wait(timeout=30)
 
 
+def jobs_command(database_url: URL, tmp_path: Path, *args: str) -> str:
+    """What `ticketdesk jobs` prints."""
+    return subprocess.run(
+        [sys.executable, "-m", "ticketdesk", "jobs", *args],
+        env={**os.environ, "DATABASE_URL": database_url.render_as_string(hide_password=False)},
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+
+
 async def queue_calls(engine: AsyncEngine, receiver: WebhookReceiver) -> None:
     """One endpoint, and JOBS deliveries to it queued (as the dispatcher queues them)."""
     secret = delivery.new_secret()
@@ -119,6 +131,13 @@ async def test_two_workers_send_each_job_exactly_once(
     async with engine.connect() as conn:
         attempts = (await conn.execute(select(jobs.c.attempts).distinct())).scalars().all()
     assert attempts == [1]
+    # What an operator sees of it.
+    seen = json.loads(jobs_command(database_url, tmp_path, "--json", "--limit", "3"))
+    assert seen["counts"] == {"done": JOBS}
+    assert [row["id"] for row in seen["done"]] == [JOBS, JOBS - 1, JOBS - 2]
+    assert seen["done"][0]["last_code"] == 204 and seen["failed"] == []
+    table = jobs_command(database_url, tmp_path)
+    assert table.startswith(f"jobs: 0 queued, 0 running, 0 failed, {JOBS} done")
 
 
 @pytest.mark.parametrize("kill", [signal.SIGKILL])

@@ -171,7 +171,7 @@ def _jobs(args: argparse.Namespace) -> None:
         if not rows:
             continue
         print(f"\n{title}:")
-        print(f"  {'id':>8}  {'kind':<8} {'attempts':>8}  {'when':<20} {'key':<28} error")
+        print(f"  {'id':>8}  {'kind':<8} {'attempts':>8}  {'when':<20} {'key':<28} result")
         for row in rows:
             when = (row.finished_at or row.run_at).strftime("%Y-%m-%d %H:%M:%S")
             error = f"{row.last_code or ''} {row.last_error or ''}".strip()

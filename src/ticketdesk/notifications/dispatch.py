@@ -99,7 +99,9 @@ async def _mails(db: Db, settings: Settings, row: EventRow, batch: _Batch) -> No
         return
     mails = _Mails(settings, row, context)
     if row.kind == "created":
-        mails.to_customer("received", first=True)
+        # Opened by mail: the receipt answers that mail, in the customer's own thread.
+        opened_by = await repository.first_mail(db, row.ticket_id)
+        mails.to_customer("received", first=True, answers=opened_by)
         mails.to_agents("new_ticket", await _agents(db, batch), first=True)
     elif row.kind == "status":
         mails.to_customer("resolved")
@@ -154,7 +156,9 @@ class _Mails:
         subject = f"[#{self.ticket.ticket_id}] {self.ticket.topic}"
         return subject if first else f"Re: {subject}"
 
-    def to_customer(self, template: str, *, first: bool = False) -> None:
+    def to_customer(
+        self, template: str, *, first: bool = False, answers: str | None = None
+    ) -> None:
         ticket = self.ticket
         if not ticket.author_active:
             return
@@ -171,7 +175,7 @@ class _Mails:
             message_id=root
             if first
             else addresses.message_id(ticket.ticket_id, self.domain, f"e{self.row.id}"),
-            thread=None if first else root,
+            thread=answers if first else root,
             reply_to=addresses.reply_address(
                 self.settings.signing_key(),
                 support_address=self.settings.support_address,

@@ -7,7 +7,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select
 
 from ticketdesk.db import Db, Statement
-from ticketdesk.models import messages, tickets, users
+from ticketdesk.models import inbound_mails, messages, tickets, users
 
 
 class EventContext(NamedTuple):
@@ -65,6 +65,20 @@ async def event_context(db: Db, *, ticket_id: int, message_id: int | None) -> Ev
     """The ticket an event is about (None once deleted), with the event's message if any."""
     row = await db.first(_CONTEXT, {"ticket_id": ticket_id, "message_id": message_id})
     return EventContext(*row) if row is not None else None
+
+
+_FIRST_MAIL = Statement(
+    select(inbound_mails.c.message_id)
+    .where(inbound_mails.c.ticket_id == bindparam("ticket_id"))
+    .order_by(inbound_mails.c.received_at)
+    .limit(1)
+)
+
+
+async def first_mail(db: Db, ticket_id: int) -> str | None:
+    """The Message-ID of the mail that opened the ticket, if one did."""
+    row = await db.first(_FIRST_MAIL, {"ticket_id": ticket_id})
+    return str(row[0]) if row is not None else None
 
 
 _AGENTS = Statement(
