@@ -107,30 +107,38 @@ _FORGET_EXPIRED = Statement(_EXPIRED)
 _REVOKE_SQLITE = Statement(
     sqlite.insert(revoked_tokens).values(_REVOKED).on_conflict_do_nothing(index_elements=["jti"])
 )
+_REVOKED_NOW = (
+    postgresql.insert(revoked_tokens)
+    .values(_REVOKED)
+    .on_conflict_do_nothing(index_elements=["jti"])
+    .returning(revoked_tokens.c.jti)
+    .cte("revoked")
+)
 _REVOKE_POSTGRES = Statement(  # forget, revoke and notify in one statement
     None,
-    postgres=select(func.pg_notify(AUTH_CHANNEL, bindparam("payload")))
-    .add_cte(
-        postgresql.insert(revoked_tokens)
-        .values(_REVOKED)
-        .on_conflict_do_nothing(index_elements=["jti"])
-        .cte("revoked")
-    )
-    .add_cte(_EXPIRED.cte("expired")),
+    postgres=select(
+        select(func.count()).select_from(_REVOKED_NOW).scalar_subquery(),
+        func.pg_notify(AUTH_CHANNEL, bindparam("payload")),
+    ).add_cte(_EXPIRED.cte("expired")),
     atomic=True,
 )
 
 
-async def revoke_token(db: Db, *, user_id: int, jti: str, expires_at: datetime) -> None:
-    """Deny this one token until it expires; forget denials that expired on their own."""
+async def revoke_token(db: Db, *, user_id: int, jti: str, expires_at: datetime) -> bool:
+    """Deny this one token until it expires; forget denials that expired on their own.
+
+    False when it was denied already (a logout sent twice at once: the second one waits for
+    the first's row and finds it)."""
     params = {"jti": jti, "user_id": user_id, "exp": expires_at, "now": utcnow()}
     payload = token_revoked(jti)
     if db.dialect == "postgresql":
-        await db.execute(_REVOKE_POSTGRES, {**params, "payload": payload})  # NOTIFY included
+        row = await db.first(_REVOKE_POSTGRES, {**params, "payload": payload})  # NOTIFY too
+        revoked = row is not None and int(row[0]) == 1
     else:
         await db.execute(_FORGET_EXPIRED, params)
-        await db.execute(_REVOKE_SQLITE, params)
+        revoked = await db.execute(_REVOKE_SQLITE, params) == 1
     db.notify(AUTH_CHANNEL, payload)
+    return revoked
 
 
 _NEXT_VERSION = Statement(

@@ -15,7 +15,7 @@ from ticketdesk.auth.security import (
     verify_password,
 )
 from ticketdesk.db import Db
-from ticketdesk.errors import BadRequest, NotFound
+from ticketdesk.errors import BadRequest, NotFound, Unauthorized
 from ticketdesk.settings import Settings
 
 WRONG_CREDENTIALS = "wrong email or password"
@@ -73,10 +73,13 @@ async def login(
 
 
 async def logout(db: Db, viewer: Viewer) -> None:
-    """Revoke the token of this request, on every process."""
-    await repository.revoke_token(
+    """Revoke the token of this request, on every process. Unauthorized when another request
+    revoked it first: one logout succeeds, the rest find the token gone."""
+    revoked = await repository.revoke_token(
         db, user_id=viewer.id, jti=viewer.token.jti, expires_at=viewer.token.expires_at
     )
+    if not revoked:
+        raise Unauthorized("this token is revoked already")
 
 
 async def check_password(db: Db, viewer: Viewer, password: str | None) -> None:

@@ -8,6 +8,7 @@ keyboard shortcuts and relative times.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -21,7 +22,7 @@ from ticketdesk.auth import service as auth
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.auth.schemas import LoginIn
 from ticketdesk.db import Db
-from ticketdesk.errors import NotFound, TicketdeskError
+from ticketdesk.errors import NotFound, TicketdeskError, Unauthorized
 from ticketdesk.pages.assets import FOREVER, Assets
 from ticketdesk.pages.console import agent_ticket_context
 from ticketdesk.pages.forms import FormErrors, parse
@@ -154,7 +155,8 @@ async def sign_out(
     request: Request, viewer: MaybeSignedIn, db: DbHandle, settings: AppSettings
 ) -> Response:
     if viewer is not None:
-        await auth.logout(db, viewer)
+        with contextlib.suppress(Unauthorized):  # signed out twice at once: both go home
+            await auth.logout(db, viewer)
     response = RedirectResponse("/", status_code=303)
     clear_token_cookie(response, settings)
     return response
