@@ -82,13 +82,17 @@ async def logout(db: Db, viewer: Viewer) -> None:
         raise Unauthorized("this token is revoked already")
 
 
+class WrongPassword(BadRequest):
+    """A password check that failed: it counts against the account's login failures."""
+
+
 async def check_password(db: Db, viewer: Viewer, password: str | None) -> None:
     """BadRequest unless `password` is the viewer's current password."""
     if password is None:
         raise BadRequest("changing the password needs current_password")
     current_hash = await repository.password_hash(db, viewer.id)
     if not await verify_password(current_hash, password):
-        raise BadRequest("current_password is wrong")
+        raise WrongPassword("current_password is wrong")
 
 
 async def revoke_all_tokens(db: Db, *, user_id: int) -> int:

@@ -35,7 +35,12 @@ from ticketdesk.tickets.schemas import MessageCreate, RatingIn, TicketCreate
 from ticketdesk.users import service as users
 from ticketdesk.users.schemas import MeUpdate, UserCreate
 from ticketdesk.web.cookies import clear_token_cookie, set_token_cookie
-from ticketdesk.web.ratelimits import Limiter, client_address, login_within_limits
+from ticketdesk.web.ratelimits import (
+    Limiter,
+    client_address,
+    login_within_limits,
+    password_check_within_limits,
+)
 from ticketdesk.web.routing import DbHandle
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -376,6 +381,7 @@ async def save_account(
     viewer: SignedIn,
     db: DbHandle,
     settings: AppSettings,
+    limiter: Limiter,
     username: Annotated[str, Form()] = "",
     current_password: Annotated[str, Form()] = "",
     new_password: Annotated[str, Form()] = "",
@@ -388,7 +394,11 @@ async def save_account(
         values["current_password"] = current_password or None
     try:
         changes = parse(MeUpdate, values)
-        version = await users.update_me(db, user=viewer, changes=changes)
+        version = await password_check_within_limits(
+            limiter,
+            email=viewer.email,
+            check=lambda: users.update_me(db, user=viewer, changes=changes),
+        )
     except FormErrors as exc:
         context = {"viewer": viewer, "errors": exc.errors, "values": {"username": username}}
         context["mail"] = await _mail_choices(db, viewer)

@@ -29,7 +29,13 @@ from ticketdesk.users.schemas import (
 from ticketdesk.web.cookies import token_out
 from ticketdesk.web.errors import responses
 from ticketdesk.web.pagination import PageParams, add_link_headers, add_page_headers
-from ticketdesk.web.ratelimits import Limiter, WritesLimited, add_quota_headers, client_address
+from ticketdesk.web.ratelimits import (
+    Limiter,
+    WritesLimited,
+    add_quota_headers,
+    client_address,
+    password_check_within_limits,
+)
 from ticketdesk.web.routing import DbHandle, Route
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=Route)
@@ -85,10 +91,17 @@ _UPDATE_ME_DOC = {
 @router.put("/me", **_UPDATE_ME_DOC)  # type: ignore[arg-type]
 @router.patch("/me", **_UPDATE_ME_DOC)  # type: ignore[arg-type]
 async def update_me(
-    body: MeUpdate, user: CurrentUser, db: DbHandle, response: Response, settings: AppSettings
+    body: MeUpdate,
+    user: CurrentUser,
+    db: DbHandle,
+    response: Response,
+    settings: AppSettings,
+    limiter: Limiter,
 ) -> UserOut:
     """Change own username, or password (needs the current one; revokes older tokens)."""
-    version = await service.update_me(db, user=user, changes=body)
+    version = await password_check_within_limits(
+        limiter, email=user.email, check=lambda: service.update_me(db, user=user, changes=body)
+    )
     if version is not None:
         token, claims = auth.issue_token(settings, user_id=user.id, version=version)
         token_out(response, token, claims, settings)

@@ -10,8 +10,9 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 from fastapi import Depends, Request, Response
 from limits import RateLimitItem, parse_many
@@ -26,6 +27,8 @@ from ticketdesk.db import Db
 from ticketdesk.errors import NotFound, TooManyRequests
 from ticketdesk.schemas import normalize_email
 from ticketdesk.settings import Settings
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from redis.asyncio import ConnectionPool
@@ -206,6 +209,20 @@ async def login_within_limits(
         await limiter.record(limiter.login_failures, email)
         raise
     return token, claims, quota
+
+
+async def password_check_within_limits(
+    limiter: RateLimiter, *, email: str, check: Callable[[], Awaitable[T]]
+) -> T:
+    """A change that needs the current password (PATCH /users/me, the account page) under
+    the login limits: refused while the account's failures are spent, and a wrong password
+    is one more failure, so a session cannot guess faster than a login could."""
+    await limiter.check(limiter.login_failures, email)
+    try:
+        return await check()
+    except auth.WrongPassword:
+        await limiter.record(limiter.login_failures, email)
+        raise
 
 
 async def limit_writes(user: CurrentUser, request: Request, response: Response) -> None:
