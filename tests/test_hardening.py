@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import URL
 
-from conftest import Account, MakeUser, client_with
+from conftest import Account, MakeUser, client_with, open_ticket
 
 
 async def test_a_token_logged_out_ten_times_at_once_is_revoked_once(
@@ -51,3 +51,30 @@ async def test_guessing_the_password_through_a_session_spends_the_login_failures
             headers=user.headers,
         )
         assert right.status_code == 429
+
+
+async def test_links_never_carry_the_clients_host(
+    client: httpx.AsyncClient, staff: Account, customer: Account, database_url: URL, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        await open_ticket(client, customer)
+    evil = {**staff.headers, "Host": "evil.example"}
+    for path in ("/tickets?limit=1", "/events?limit=1"):
+        link = (await client.get(path, headers=evil)).headers["Link"]
+        assert "evil.example" not in link
+        target = link[1:].split(">")[0]
+        assert target.startswith("/") and 'rel="next"' in link
+        assert (await client.get(target, headers=staff.headers)).status_code == 200
+    async with client_with(database_url, tmp_path, public_url="https://help.example.com") as other:
+        link = (await other.get("/tickets?limit=1", headers=evil)).headers["Link"]
+        assert link.startswith("<https://help.example.com/tickets?limit=1&cursor=")
+
+
+async def test_an_email_with_spaces_logs_in_as_it_registered(client: httpx.AsyncClient) -> None:
+    padded = "  Spacey@Example.com  "
+    registered = await client.post(
+        "/users", json={"email": padded, "username": "spacey", "password": "long enough pw"}
+    )
+    assert registered.status_code == 201 and registered.json()["email"] == "spacey@example.com"
+    login = await client.post("/login", json={"email": padded, "password": "long enough pw"})
+    assert login.status_code == 200

@@ -15,7 +15,7 @@ from ticketdesk.events.schemas import EventOut
 from ticketdesk.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from ticketdesk.schemas import MAX_ID, ObjectId
 from ticketdesk.web.errors import responses
-from ticketdesk.web.pagination import PageParams, add_page_headers
+from ticketdesk.web.pagination import PageParams, add_page_headers, next_link
 from ticketdesk.web.routing import DbHandle, Route
 
 router = APIRouter(tags=["events"], route_class=Route)
@@ -55,8 +55,7 @@ async def event_feed(
     """
     rows = await service.feed(db, viewer=user, after=after, limit=limit)
     if len(rows) == limit:
-        url = request.url.include_query_params(after=rows[-1].id, limit=limit)
-        response.headers["Link"] = f'<{url}>; rel="next"'
+        response.headers["Link"] = next_link(request, after=rows[-1].id, limit=limit)
     return [EventOut.of(row) for row in rows]
 
 

@@ -56,7 +56,8 @@ def _documented(route: object) -> bool:
 
 _PAGE_HEADERS = {
     "Link": {
-        "description": 'The next page, as `<url>; rel="next"`; absent on the last page',
+        "description": 'The next page, as `<url>; rel="next"` (relative to this request\'s URL, '
+        "or under PUBLIC_URL); absent on the last page",
         "schema": {"type": "string"},
     },
     "X-Total-Count": {

@@ -10,6 +10,7 @@ from ticketdesk.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from ticketdesk.schemas import MAX_ID, ObjectId
 from ticketdesk.settings import AppSettings
 from ticketdesk.web.errors import responses
+from ticketdesk.web.pagination import next_link
 from ticketdesk.web.ratelimits import WritesLimited
 from ticketdesk.web.routing import DbHandle, Route
 from ticketdesk.webhooks import service
@@ -100,8 +101,7 @@ async def list_deliveries(
     """The endpoint's deliveries, newest first; a full page has a `Link` to the next."""
     rows = await service.deliveries(db, webhook_id=webhook_id, before=before, limit=limit)
     if len(rows) == limit:
-        url = request.url.include_query_params(before=rows[-1].id, limit=limit)
-        response.headers["Link"] = f'<{url}>; rel="next"'
+        response.headers["Link"] = next_link(request, before=rows[-1].id, limit=limit)
     return [_delivery(row) for row in rows]
 
 
