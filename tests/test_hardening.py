@@ -78,3 +78,21 @@ async def test_an_email_with_spaces_logs_in_as_it_registered(client: httpx.Async
     assert registered.status_code == 201 and registered.json()["email"] == "spacey@example.com"
     login = await client.post("/login", json={"email": padded, "password": "long enough pw"})
     assert login.status_code == 200
+
+
+async def test_head_is_answered_wherever_get_is(
+    client: httpx.AsyncClient, customer: Account
+) -> None:
+    ticket_id = await open_ticket(client, customer)
+    for path in ("/healthz", "/tickets", f"/tickets/{ticket_id}", "/", "/openapi.json"):
+        get = await client.get(path, headers=customer.headers)
+        head = await client.head(path, headers=customer.headers)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == get.headers["content-length"]
+    assert (await client.head("/tickets")).status_code == 401
+    only_post = await client.head("/login")
+    assert only_post.status_code == 405 and only_post.headers["allow"] == "POST"
+    allow = (await client.delete("/healthz")).headers["allow"]
+    assert allow == "GET, HEAD"

@@ -40,14 +40,15 @@ async def test_trailing_slashes_are_accepted(client: httpx.AsyncClient, customer
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", "/tickets", {"GET", "POST"}),
-        ("POST", "/tickets/1", {"GET", "PUT", "PATCH"}),
-        ("PUT", "/tickets/1/messages", {"GET", "POST"}),
+        # HEAD is answered wherever GET is.
+        ("DELETE", "/tickets", {"GET", "HEAD", "POST"}),
+        ("POST", "/tickets/1", {"GET", "HEAD", "PUT", "PATCH"}),
+        ("PUT", "/tickets/1/messages", {"GET", "HEAD", "POST"}),
         ("GET", "/login", {"POST"}),
-        ("DELETE", "/users", {"GET", "POST"}),
-        ("DELETE", "/users/me", {"GET", "PUT", "PATCH"}),
+        ("DELETE", "/users", {"GET", "HEAD", "POST"}),
+        ("DELETE", "/users/me", {"GET", "HEAD", "PUT", "PATCH"}),
         ("POST", "/openapi.json", {"GET", "HEAD"}),
-        ("POST", "/docs", {"GET"}),
+        ("POST", "/docs", {"GET", "HEAD"}),
     ],
 )
 async def test_wrong_method_is_405_with_allow(

@@ -130,6 +130,8 @@ def _allowed_methods(request: Request) -> set[str]:
     for route in request.app.state.api_routes:
         if route.path_regex.match(path):
             methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")  # answered as GET without the body (web/middleware.py)
     return methods
 
 

@@ -107,6 +107,10 @@ class RequestEdge:
             else:
                 scope = self._as_the_old_service_read_it(scope, path, method, form)
                 scope[LOG_FIELDS] = fields
+                if method == "HEAD":
+                    scope = dict(scope, method="GET")
+                    await self.app(scope, receive, _without_body(send_with_headers))
+                    return
                 if method != "GET":
                     receive = self._counting(receive, max_bytes)
                 await self.app(scope, receive, send_with_headers)
@@ -141,3 +145,16 @@ class RequestEdge:
             return message
 
         return counting_receive
+
+
+def _without_body(send: Send) -> Send:
+    """HEAD: the GET's status and headers (its Content-Length too), and no body."""
+
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return send_head
