@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import URL
 
-from conftest import Account, MakeUser, client_with, open_ticket
+from conftest import STAFF_TOKEN, Account, MakeUser, client_with, open_ticket
 
 
 async def test_a_token_logged_out_ten_times_at_once_is_revoked_once(
@@ -96,3 +96,45 @@ async def test_head_is_answered_wherever_get_is(
     assert only_post.status_code == 405 and only_post.headers["allow"] == "POST"
     allow = (await client.delete("/healthz")).headers["allow"]
     assert allow == "GET, HEAD"
+
+
+async def test_closed_registration_takes_customers_from_agents_and_the_staff_token_only(
+    database_url: URL, tmp_path: Path, make_user: MakeUser
+) -> None:
+    def body(n: int) -> dict[str, object]:
+        return {"email": f"new{n}@example.com", "username": "new", "password": "long enough pw"}
+
+    async with client_with(database_url, tmp_path, registration="closed") as client:
+        agent = await make_user("staff")
+        customer = await make_user("customer")
+        refused = await client.post("/users", json=body(1))
+        assert refused.status_code == 403
+        assert "registration is closed" in refused.json()["detail"]
+        by_customer = await client.post("/users", json=body(2), headers=customer.headers)
+        assert by_customer.status_code == 403
+        by_agent = await client.post("/users", json=body(3), headers=agent.headers)
+        assert by_agent.status_code == 201 and by_agent.json()["is_staff"] is False
+        with_token = await client.post(
+            "/users", json=body(4), headers={"Authorization": f"Bearer {STAFF_TOKEN}"}
+        )
+        assert with_token.status_code == 201
+        staff = await client.post(
+            "/users",
+            json={**body(5), "isStaff": True},
+            headers={"Authorization": f"Bearer {STAFF_TOKEN}"},
+        )
+        assert staff.status_code == 201 and staff.json()["is_staff"] is True
+        page = await client.get("/app/sign-up")
+        assert page.status_code == 403 and "opened by the support team" in page.text
+        sign_in = await client.get("/")
+        assert "/app/sign-up" not in sign_in.text
+        posted = await client.post(
+            "/app/sign-up", data=body(6), headers={"Origin": "http://testserver"}
+        )
+        assert posted.status_code == 403
+    listed = [f"new{n}@example.com" for n in (3, 4, 5)]
+    async with client_with(database_url, tmp_path) as open_client:
+        users_now = await open_client.get("/users?limit=100", headers=agent.headers)
+        emails = {u["email"] for u in users_now.json()}
+        assert set(listed) <= emails and not {"new1@example.com", "new2@example.com"} & emails
+        assert (await open_client.post("/users", json=body(7))).status_code == 201

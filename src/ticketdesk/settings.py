@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     rate_limit_writes_per_user: str = "60/minute"
     rate_limit_password_reset: str = "5/hour"  # noqa: S105 - reset mails per account
     rate_limit_password_reset_per_ip: str = "50/hour"  # noqa: S105 - reset requests per IP
+    # open: anyone signs up; closed: customers come from agents, STAFF_TOKEN and inbound mail.
+    registration: Literal["open", "closed"] = "open"
     idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
 
     data_dir: Path = Path("data")  # attachments are kept under it, in attachments/

@@ -29,7 +29,7 @@ from ticketdesk.pages.forms import FormErrors, parse
 from ticketdesk.pages.rendering import PageRoute, error_page, redirect, render, same_origin
 from ticketdesk.pages.session import Counted, MaybeSignedIn, SignedIn, safe_next
 from ticketdesk.pagination import PageRequest
-from ticketdesk.settings import AppSettings
+from ticketdesk.settings import AppSettings, Settings
 from ticketdesk.tickets import service as tickets
 from ticketdesk.tickets.schemas import MessageCreate, RatingIn, TicketCreate
 from ticketdesk.users import service as users
@@ -48,6 +48,10 @@ SameOrigin = Depends(same_origin)
 
 
 PAGE_SIZE = 25
+CLOSED = (
+    "You cannot sign up here: accounts are opened by the support team. "
+    "Write to the support address, and your first mail opens your account."
+)
 THREAD_SIZE = 500
 
 
@@ -81,7 +85,9 @@ async def landing(
     message = "Your session expired. Sign in again to continue." if expired else None
     if reset:
         message = "Your new password is set. Sign in with it."
-    return render(request, "sign_in.html", {"next": safe_next(next), "notice": message})
+    settings: Settings = request.app.state.settings
+    context = {"next": safe_next(next), "notice": message, "open": settings.registration == "open"}
+    return render(request, "sign_in.html", context)
 
 
 @router.get("/app")
@@ -125,6 +131,9 @@ async def sign_in(
 async def sign_up_page(request: Request, viewer: MaybeSignedIn) -> Response:
     if viewer is not None:
         return redirect(request, home_of(viewer))
+    settings: Settings = request.app.state.settings
+    if settings.registration == "closed":
+        return error_page(request, 403, CLOSED)
     return render(request, "sign_up.html", {})
 
 
@@ -139,6 +148,8 @@ async def sign_up(
     password: Annotated[str, Form()] = "",
 ) -> Response:
     values = {"username": username, "email": email}
+    if settings.registration == "closed":
+        return error_page(request, 403, CLOSED)
     await limiter.hit(limiter.register_per_ip, client_address(request))
     try:
         data = parse(UserCreate, {"username": username, "email": email, "password": password})

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials
 
 from ticketdesk.auth import service as auth
-from ticketdesk.auth.dependencies import CurrentUser, StaffUser, bearer_scheme
+from ticketdesk.auth.dependencies import CurrentUser, StaffUser, bearer_scheme, current_user
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db
+from ticketdesk.errors import Forbidden, TicketdeskError
 from ticketdesk.models import utcnow
 from ticketdesk.pagination import DEFAULT_LIMIT, Page, PageRequest
 from ticketdesk.schemas import ObjectId
-from ticketdesk.settings import AppSettings
+from ticketdesk.settings import AppSettings, Settings
 from ticketdesk.tickets.schemas import TicketOut
 from ticketdesk.tickets.service import TicketFilter, TicketRow, list_tickets
 from ticketdesk.users import service
@@ -43,7 +45,7 @@ router = APIRouter(prefix="/users", tags=["users"], route_class=Route)
 StaffCredential = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 401, 429))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(400, 401, 403, 429))
 async def register(
     body: UserCreate,
     credential: StaffCredential,
@@ -53,9 +55,13 @@ async def register(
     request: Request,
     response: Response,
 ) -> UserOut:
-    """Register a user; `isStaff: true` needs the STAFF_TOKEN or a staff key as Bearer token."""
+    """Register a user; `isStaff: true` needs the STAFF_TOKEN or a staff key as Bearer token.
+    With REGISTRATION=closed, a customer is registered only by an agent (their token) or
+    with the STAFF_TOKEN: 403 otherwise."""
     quota = await limiter.hit(limiter.register_per_ip, client_address(request))
     add_quota_headers(response, quota)
+    if settings.registration == "closed" and not body.is_staff:
+        await _check_registration_allowed(request, credential, settings)
     row = await service.register(
         db,
         body,
@@ -63,6 +69,33 @@ async def register(
         staff_token=settings.staff_token,
     )
     return UserOut.model_validate(row, from_attributes=True)
+
+
+REGISTRATION_CLOSED = (
+    "registration is closed: ask the support team for an account, or mail your request to "
+    "the support address"
+)
+
+
+async def _check_registration_allowed(
+    request: Request, credential: HTTPAuthorizationCredentials | None, settings: Settings
+) -> None:
+    """Closed registration: the STAFF_TOKEN, or a signed-in agent, registers customers."""
+    staff_token = settings.staff_token
+    if (
+        credential is not None
+        and staff_token is not None
+        and secrets.compare_digest(
+            credential.credentials.encode(), staff_token.get_secret_value().encode()
+        )
+    ):
+        return
+    try:
+        registrar = await current_user(request)
+    except TicketdeskError:
+        registrar = None
+    if registrar is None or not registrar.is_agent:
+        raise Forbidden(REGISTRATION_CLOSED)
 
 
 @router.get("", responses=responses(400, 401, 403))
