@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -272,3 +273,86 @@ def test_a_request_that_never_ends_holds_the_stop_for_shutdown_timeout_at_most(
             waited = time.monotonic() - stop_sent
     assert 1 <= waited < 5
     assert "timeout graceful shutdown exceeded" in (tmp_path / "server.log").read_text()
+
+
+async def test_operators_reset_a_password_and_change_roles_from_the_command_line(
+    database_url: URL,
+    tmp_path: Path,
+    client: httpx.AsyncClient,
+    make_user: Any,
+    superuser: Account,
+) -> None:
+    env = {"DATABASE_URL": database_url.render_as_string(hide_password=False), "JWT_KEY": JWT_KEY}
+    customer = await make_user("customer", email="cora@example.com")
+    agent = await make_user("staff", email="abe@example.com")
+    ticket = await client.post(
+        "/tickets", json={"topic": "t", "text": "x"}, headers=customer.headers
+    )
+    ticket_id = ticket.json()["id"]
+    assigned = await client.patch(
+        f"/tickets/{ticket_id}", json={"assignee_id": agent.id}, headers=agent.headers
+    )
+    assert assigned.status_code == 200
+
+    reset = await asyncio.to_thread(
+        run,
+        ["set-password", "--email", f"  {superuser.email.upper()} ", "--password-stdin"],
+        tmp_path,
+        "the new root password\n",
+        **env,
+    )
+    assert reset.returncode == 0, reset.stderr
+    assert "the new root password" not in reset.stdout + reset.stderr
+    assert (await client.get("/users/me", headers=superuser.headers)).status_code == 401
+    login = await client.post(
+        "/login", json={"email": superuser.email, "password": "the new root password"}
+    )
+    assert login.status_code == 200
+
+    short = await asyncio.to_thread(
+        run,
+        ["set-password", "--email", superuser.email, "--password-stdin"],
+        tmp_path,
+        "short\n",
+        **env,
+    )
+    assert short.returncode != 0 and "password" in short.stderr
+    unknown = await asyncio.to_thread(
+        run, ["promote", "--email", "nobody@example.com", "--staff"], tmp_path, **env
+    )
+    assert unknown.returncode != 0 and "no account has the email" in unknown.stderr
+
+    promoted = await asyncio.to_thread(
+        run, ["promote", "--email", customer.email, "--staff"], tmp_path, **env
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    assert (await client.get("/events", headers=customer.headers)).status_code == 200
+
+    demoted = await asyncio.to_thread(run, ["demote", "--email", agent.email], tmp_path, **env)
+    assert demoted.returncode == 0, demoted.stderr
+    assert (await client.get("/users/me", headers=agent.headers)).status_code == 401
+    now = await client.get(f"/tickets/{ticket_id}", headers=customer.headers)
+    assert now.json()["assignee_id"] is None
+
+    listed = await asyncio.to_thread(run, ["users", "list", "--json"], tmp_path, **env)
+    roles = {
+        row["email"]: (row["is_staff"], row["is_superuser"]) for row in json.loads(listed.stdout)
+    }
+    assert roles == {
+        superuser.email: (True, True),
+        customer.email: (True, False),
+        agent.email: (False, False),
+    }
+    table = await asyncio.to_thread(run, ["users", "list"], tmp_path, **env)
+    assert table.stdout.splitlines()[0].split() == [
+        "id",
+        "email",
+        "username",
+        "role",
+        "active",
+        "tickets",
+    ]
+    assert any(
+        line.split()[1:2] == [agent.email] and "customer" in line
+        for line in table.stdout.splitlines()
+    )

@@ -120,64 +120,34 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _jobs(args: argparse.Namespace) -> None:
-    """Print the queue: how many jobs in each state, and the latest of each."""
-    import json
+    from ticketdesk import admin
 
-    from ticketdesk.db import open_database
-    from ticketdesk.jobs.service import Overview, overview
+    admin.list_jobs(args, _settings())
+
+
+def _set_password(args: argparse.Namespace) -> None:
+    from ticketdesk import admin
 
     settings = _settings()
+    admin.set_password(args, settings, _read_password(args.password_stdin))
 
-    async def read() -> Overview:
-        database = await open_database(settings)
-        try:
-            async with database.session() as db:
-                return await overview(db, limit=args.limit)
-        finally:
-            await database.close(settings.db_connect_timeout)
 
-    seen = asyncio.run(read())
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "counts": seen.counts,
-                    **{
-                        state: [
-                            {
-                                k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                                for k, v in row._asdict().items()
-                            }
-                            for row in getattr(seen, state)
-                        ]
-                        for state in ("queued", "running", "failed", "done")
-                    },
-                },
-                indent=2,
-            )
-        )
-        return
-    counts = ", ".join(
-        f"{seen.counts.get(s, 0)} {s}" for s in ("queued", "running", "failed", "done")
-    )
-    print(f"jobs: {counts}")
-    for state, title in (
-        ("failed", "failed"),
-        ("queued", "queued"),
-        ("running", "running"),
-        ("done", "recently done"),
-    ):
-        rows = getattr(seen, state)
-        if not rows:
-            continue
-        print(f"\n{title}:")
-        print(f"  {'id':>8}  {'kind':<8} {'attempts':>8}  {'when':<20} {'key':<28} result")
-        for row in rows:
-            when = (row.finished_at or row.run_at).strftime("%Y-%m-%d %H:%M:%S")
-            error = f"{row.last_code or ''} {row.last_error or ''}".strip()
-            print(
-                f"  {row.id:>8}  {row.kind:<8} {row.attempts:>8}  {when:<20} {row.key:<28} {error}"
-            )
+def _promote(args: argparse.Namespace) -> None:
+    from ticketdesk import admin
+
+    admin.set_role(args, _settings(), "superuser" if args.superuser else "staff")
+
+
+def _demote(args: argparse.Namespace) -> None:
+    from ticketdesk import admin
+
+    admin.set_role(args, _settings(), "customer")
+
+
+def _users_list(args: argparse.Namespace) -> None:
+    from ticketdesk import admin
+
+    admin.list_users(args, _settings())
 
 
 EX_DATAERR = 65  # sysexits.h: the input was not a mail
@@ -385,6 +355,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipient", help="the envelope recipient, as the MTA knows it (Postfix: ${recipient})"
     )
     mail_in.set_defaults(handler=_mail_in)
+
+    password = commands.add_parser(
+        "set-password",
+        help="set an account's password (a forgotten superuser's, say)",
+        description="Set the password of the account with this email; every session it "
+        "had ends. The password is prompted for, or read from stdin.",
+    )
+    password.add_argument("--email", required=True)
+    password.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin's first line"
+    )
+    password.set_defaults(handler=_set_password)
+
+    promote = commands.add_parser(
+        "promote", help="make an account staff or a superuser", description="Give a role."
+    )
+    promote.add_argument("--email", required=True)
+    role = promote.add_mutually_exclusive_group(required=True)
+    role.add_argument("--superuser", action="store_true", help="a superuser (and staff)")
+    role.add_argument("--staff", action="store_true", help="staff: an agent")
+    promote.set_defaults(handler=_promote)
+
+    demote = commands.add_parser(
+        "demote",
+        help="make an agent a customer again",
+        description="Take staff and superuser rights away: their open tickets go back to the "
+        "team and their sessions end.",
+    )
+    demote.add_argument("--email", required=True)
+    demote.set_defaults(handler=_demote)
+
+    users = commands.add_parser("users", help="the accounts", description="The accounts.")
+    users_commands = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
+    listing = users_commands.add_parser("list", help="list every account")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_users_list)
     return parser
 
 

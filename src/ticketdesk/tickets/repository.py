@@ -722,7 +722,7 @@ _UNASSIGN = Statement(
 )
 
 
-async def unassign_agent(db: Db, *, agent_id: int, actor_id: int, now: datetime) -> None:
+async def unassign_agent(db: Db, *, agent_id: int, actor_id: int | None, now: datetime) -> None:
     """The agent's open tickets lose their assignee, each with its event, in this transaction."""
     params = {"agent_id": agent_id, "actor_id": actor_id, "now": now}
     if db.dialect == "postgresql":

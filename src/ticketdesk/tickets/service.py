@@ -200,6 +200,9 @@ async def rate_ticket(
     return now
 
 
-async def agent_left(db: Db, *, agent_id: int, actor: Viewer) -> None:
-    """An agent was blocked or lost staff rights: their open tickets go back to the team."""
-    await repository.unassign_agent(db, agent_id=agent_id, actor_id=actor.id, now=utcnow())
+async def agent_left(db: Db, *, agent_id: int, actor: Viewer | None) -> None:
+    """An agent was blocked or lost staff rights: their open tickets go back to the team.
+
+    `actor`: who did it; None for an operator at the command line."""
+    actor_id = actor.id if actor is not None else None
+    await repository.unassign_agent(db, agent_id=agent_id, actor_id=actor_id, now=utcnow())

@@ -123,6 +123,22 @@ async def user(db: Db, user_id: int) -> UserRow | None:
     return UserRow(*row) if row is not None else None
 
 
+_ID_BY_EMAIL = Statement(
+    select(users.c.id).where(users.c.email == bindparam("email", type_=users.c.email.type))
+)
+_ALL = Statement(select(*DETAIL_COLUMNS).order_by(users.c.id))
+
+
+async def id_by_email(db: Db, email: str) -> int | None:
+    row = await db.first(_ID_BY_EMAIL, {"email": email})
+    return int(row[0]) if row is not None else None
+
+
+async def all_users(db: Db) -> list[UserDetailRow]:
+    """Every account, by id (the operator's list: no page, no limit)."""
+    return [UserDetailRow(*row) for row in await db.all(_ALL)]
+
+
 async def lock_roles(db: Db, user_id: int) -> Roles | None:
     """The user's roles, row-locked until the transaction ends."""
     row = await db.first(_ROLES, {"user_id": user_id})
@@ -142,6 +158,7 @@ async def update_user(db: Db, user_id: int, values: dict[str, Any]) -> None:
             "is_active",
             "is_staff",
             "password_hash",
+            "is_superuser",
             "mail_new_tickets",
             "mail_customer_replies",
         }

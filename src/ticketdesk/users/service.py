@@ -173,3 +173,46 @@ async def create_mail_account(db: Db, *, email: str, username: str) -> UserRow:
         is_superuser=False,
         now=utcnow(),
     )
+
+
+# The operator's commands (`ticketdesk set-password | promote | demote | users`).
+
+ROLES = ("superuser", "staff", "customer")
+
+
+async def _id_of(db: Db, email: str) -> int:
+    user_id = await repository.id_by_email(db, normalize_email(email))
+    if user_id is None:
+        raise NotFound(f"no account has the email {email.strip()}")
+    return user_id
+
+
+async def set_password(db: Db, *, email: str, password: str) -> int:
+    """A new password for the account, and every token issued before it revoked."""
+    password_hash = await hash_password(password)
+    user_id = await _id_of(db, email)
+    await repository.update_user(db, user_id, {"password_hash": password_hash})
+    await auth.revoke_all_tokens(db, user_id=user_id)
+    return user_id
+
+
+async def set_role(db: Db, *, email: str, role: str) -> UserDetailRow:
+    """Make the account a superuser, staff, or a customer again. An agent made a customer
+    gives their open tickets back to the team, and their sessions end."""
+    assert role in ROLES
+    user_id = await _id_of(db, email)
+    before = await repository.lock_roles(db, user_id)
+    assert before is not None
+    values = {"is_superuser": role == "superuser", "is_staff": role in ("superuser", "staff")}
+    await repository.update_user(db, user_id, values)
+    await auth.account_changed(db, user_id=user_id)
+    if role == "customer" and (before.is_staff or before.is_superuser):
+        await tickets.agent_left(db, agent_id=user_id, actor=None)
+        await auth.revoke_all_tokens(db, user_id=user_id)
+    detail = await repository.user_detail(db, user_id)
+    assert detail is not None
+    return detail
+
+
+async def all_users(db: Db) -> list[UserDetailRow]:
+    return await repository.all_users(db)
