@@ -138,3 +138,19 @@ async def test_closed_registration_takes_customers_from_agents_and_the_staff_tok
         emails = {u["email"] for u in users_now.json()}
         assert set(listed) <= emails and not {"new1@example.com", "new2@example.com"} & emails
         assert (await open_client.post("/users", json=body(7))).status_code == 201
+
+
+async def test_repeated_filters_build_one_statement_and_the_cache_is_bounded(
+    client: httpx.AsyncClient, customer: Account
+) -> None:
+    from ticketdesk.tickets import repository
+
+    await client.get("/tickets?status=pending", headers=customer.headers)
+    before = repository.ticket_page_statement.cache_info()
+    for repeats in range(1, 80):
+        query = "&".join(["status=pending"] * repeats)
+        response = await client.get(f"/tickets?{query}", headers=customer.headers)
+        assert response.status_code == 200
+    after = repository.ticket_page_statement.cache_info()
+    assert after.currsize == before.currsize  # every count of repeats: the same statement
+    assert after.maxsize is not None and after.maxsize <= 512
