@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy.engine import URL
 
 from conftest import STAFF_TOKEN, Account, MakeUser, client_with, open_ticket
+from ticketdesk.tickets.service import PAGE_MAX_BYTES
 
 
 async def test_a_token_logged_out_ten_times_at_once_is_revoked_once(
@@ -154,3 +155,30 @@ async def test_repeated_filters_build_one_statement_and_the_cache_is_bounded(
     after = repository.ticket_page_statement.cache_info()
     assert after.currsize == before.currsize  # every count of repeats: the same statement
     assert after.maxsize is not None and after.maxsize <= 512
+
+
+async def test_a_page_of_long_messages_ends_by_its_bytes_and_the_link_goes_on(
+    client: httpx.AsyncClient, customer: Account
+) -> None:
+    ticket_id = await open_ticket(client, customer)
+    long_text = "x" * 900_000  # within MAX_BODY_BYTES, as JSON
+    for n in range(12):
+        posted = await client.post(
+            f"/tickets/{ticket_id}/messages",
+            json={"text": f"{n} {long_text}"},
+            headers=customer.headers,
+        )
+        assert posted.status_code == 201
+    url: str | None = f"/tickets/{ticket_id}/messages?limit=1000"
+    seen: list[int] = []
+    pages = 0
+    while url is not None:
+        response = await client.get(url, headers=customer.headers)
+        assert response.status_code == 200
+        assert len(response.content) < PAGE_MAX_BYTES + 1_000_000
+        seen += [message["id"] for message in response.json()]
+        pages += 1
+        link = response.headers.get("Link")
+        url = link[1:].split(">")[0] if link else None
+    assert pages >= 3
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 13

@@ -18,10 +18,12 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    LargeBinary,
     Select,
     and_,
     bindparam,
     case,
+    cast,
     exists,
     false,
     func,
@@ -42,6 +44,7 @@ from ticketdesk.pagination import (
     Page,
     PageRequest,
     Sort,
+    encode_cursor,
     int_from_json,
     page_parameters,
     paginate,
@@ -786,41 +789,79 @@ async def rate(db: Db, *, ticket_id: int, score: int, comment: str | None, now: 
     )
 
 
-def _message_page(viewer_is_agent: bool) -> Statement:
+def _message_page_for(viewer_is_agent: bool, dialect: str) -> Select[Any]:
     """The ticket, if the viewer may see it, joined with one page of its messages.
 
     One statement for both: a ticket the viewer may not see gives no row at all; a visible
     one with no messages past the cursor gives one row of NULLs. Customers never read notes.
+
+    The page ends early once it holds `max_bytes` of text (always one message at least): a
+    running sum of the sizes over the page's rows keeps those that start below the bound.
+    The last column says how many rows the page had before that, so a page cut short still
+    gets a cursor.
     """
     page = [messages.c.ticket_id == tickets.c.id, MESSAGES_IN_ORDER.after()]
     if not viewer_is_agent:
         page.append(messages.c.type != constants("note")[0])
-    query = (
-        select(*_MESSAGE_COLUMNS)
+    size = (
+        func.octet_length(messages.c.text)
+        if dialect == "postgresql"
+        else func.length(cast(messages.c.text, LargeBinary))
+    )
+    rows = _visible(
+        select(*_MESSAGE_COLUMNS, size.label("size"))
         .select_from(tickets.outerjoin(messages, and_(*page)))
         .where(tickets.c.id == bindparam("ticket_id"))
         .order_by(*MESSAGES_IN_ORDER.order_by())
-        .limit(bindparam("limit", type_=Integer))
+        .limit(bindparam("limit", type_=Integer)),
+        viewer_is_agent,
+    ).subquery("page")
+    sized = select(
+        rows,
+        func.sum(rows.c.size).over(order_by=rows.c.id).label("upto"),
+        func.count().over().label("fetched"),
+    ).subquery("sized")
+    return (
+        select(*(sized.c[column.name] for column in _MESSAGE_COLUMNS), sized.c.fetched)
+        .where(
+            or_(
+                sized.c.size.is_(None),
+                sized.c.upto - sized.c.size < bindparam("max_bytes", type_=Integer),
+            )
+        )
+        .order_by(sized.c.id)
     )
-    return Statement(_visible(query, viewer_is_agent))
+
+
+def _message_page(viewer_is_agent: bool) -> Statement:
+    return Statement(
+        _message_page_for(viewer_is_agent, "sqlite"),
+        postgres=_message_page_for(viewer_is_agent, "postgresql"),
+    )
 
 
 _MESSAGE_PAGE = {is_agent: _message_page(is_agent) for is_agent in (False, True)}
 
 
 async def message_page(
-    db: Db, viewer: Viewer, ticket_id: int, page: PageRequest
+    db: Db, viewer: Viewer, ticket_id: int, page: PageRequest, *, max_bytes: int
 ) -> Page[MessageRow] | None:
-    """One page of a ticket's messages, oldest first; None if the viewer may not see it."""
+    """One page of a ticket's messages, oldest first, of at most `page.limit` messages and
+    about `max_bytes` of text (never less than one message); None if the viewer may not see
+    the ticket."""
     params = {
         "ticket_id": ticket_id,
         "viewer_id": viewer.id,
+        "max_bytes": max_bytes,
         **page_parameters(MESSAGES_IN_ORDER, page),
     }
     rows = await db.all(_MESSAGE_PAGE[viewer.is_agent], params)
     if not rows:
         return None
-    found = [MessageRow(*row) for row in rows if row[0] is not None]
+    found = [MessageRow(*row[:-1]) for row in rows if row[0] is not None]
+    if found and len(found) < min(int(rows[0][-1]), page.limit + 1):
+        # Cut short by the bytes: the next page starts after the last message here.
+        return Page(found, encode_cursor(MESSAGES_IN_ORDER.name, None, found[-1].id))
     return Page.of(found, MESSAGES_IN_ORDER, page)
 
 

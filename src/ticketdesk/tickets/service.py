@@ -18,6 +18,9 @@ from ticketdesk.tickets import repository, rules, search, sla
 from ticketdesk.tickets.repository import MessageRow, TicketFilter, TicketRow
 
 NO_TICKET = "no such ticket"
+PAGE_MAX_BYTES = 4 * 1024 * 1024
+"""A page of messages ends once it holds this much text (one message, at most MAX_BODY_BYTES,
+may pass it): a page of a thousand long messages must not take a worker's memory."""
 NO_FILTER = TicketFilter()
 STAFF_ONLY_LIST = "only staff filter or sort tickets by author, assignee, priority or due time"
 
@@ -151,7 +154,7 @@ async def list_messages(
     db: Db, *, viewer: Viewer, ticket_id: int, page: PageRequest
 ) -> Page[MessageRow]:
     """One page of the ticket's messages, oldest first (and their total, if the page asks)."""
-    result = await repository.message_page(db, viewer, ticket_id, page)
+    result = await repository.message_page(db, viewer, ticket_id, page, max_bytes=PAGE_MAX_BYTES)
     if result is None:
         raise NotFound(NO_TICKET)
     if page.count:
