@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -182,3 +188,48 @@ async def test_a_page_of_long_messages_ends_by_its_bytes_and_the_link_goes_on(
         url = link[1:].split(">")[0] if link else None
     assert pages >= 3
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == 13
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP server that accepts connections and never says a word (a hung Redis)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError, OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+async def test_a_silent_redis_costs_a_login_one_deadline_not_one_per_check(
+    database_url: URL, tmp_path: Path, customer: Account
+) -> None:
+    with silent_server() as port:
+        async with client_with(
+            database_url, tmp_path, redis_url=f"redis://127.0.0.1:{port}/0"
+        ) as client:
+            body = {"email": customer.email, "password": customer.password}
+            started = time.monotonic()
+            login = await client.post("/login", json=body)
+            took = time.monotonic() - started
+            assert login.status_code == 200  # fail open: the store is away, not the service
+            wrong = await client.post("/login", json={**body, "password": "wrong password"})
+            assert wrong.status_code == 404
+    # Four checks, one deadline of 0.5 s between them (it was 0.5 s each).
+    assert took < 1.5

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketdesk.logs import LOG_FIELDS, REQUEST_ID, log_request, request_fields, request_id
 from ticketdesk.web.headers import WRITE_METHODS, BrowserPolicy
+from ticketdesk.web.ratelimits import STORE_BUDGET, fresh_store_budget
 
 _JSON = b"application/json"
 _MULTIPART = b"multipart/form-data"
@@ -98,6 +99,7 @@ class RequestEdge:
 
         event = None
         reset = REQUEST_ID.set(rid)
+        fresh_budget = STORE_BUDGET.set(fresh_store_budget())
         try:
             if method in WRITE_METHODS and self.policy.is_foreign_cookie_write(scope):
                 event = "cross_site_write"
@@ -116,6 +118,7 @@ class RequestEdge:
                 await self.app(scope, receive, send_with_headers)
         finally:
             REQUEST_ID.reset(reset)
+            STORE_BUDGET.reset(fresh_budget)
             fields["status"] = status
             fields["duration_ms"] = round((perf_counter() - start) * 1000, 3)
             log_request(fields, event)

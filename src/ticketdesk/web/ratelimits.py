@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -37,6 +38,14 @@ log = logging.getLogger("ticketdesk")
 
 # A shared store that does not answer at once must not hold up the request it guards.
 STORE_TIMEOUT_S = 0.5
+"""How long one request may wait for the counters' store, all its checks together."""
+STORE_BUDGET: ContextVar[list[float] | None] = ContextVar("store_budget", default=None)
+"""The seconds this request may still wait for the store, all its checks together (one
+mutable cell, which RequestEdge gives each request)."""
+
+
+def fresh_store_budget() -> list[float]:
+    return [STORE_TIMEOUT_S]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +125,14 @@ class RateLimiter:
     async def _count(self, rule: Rule, key: str, *, consume: bool, enforce: bool) -> Quota | None:
         if not self.enabled:
             return None
+        budget = STORE_BUDGET.get() or fresh_store_budget()
+        if budget[0] <= 0:
+            # The store used up this request's time already: do not wait for it again.
+            log.error("rate-limit store unavailable (no time left): %s not counted", rule.name)
+            return None
+        started = time.monotonic()
         try:
-            async with asyncio.timeout(STORE_TIMEOUT_S):
+            async with asyncio.timeout(budget[0]):
                 quota, spent = await self._count_in_store(rule, key, consume=consume)
         except (StorageError, TimeoutError) as exc:
             # Open rather than closed: an outage of the shared store must not lock
@@ -126,6 +141,8 @@ class RateLimiter:
                 "rate-limit store unavailable (%s): %s not counted", type(exc).__name__, rule.name
             )
             return None
+        finally:
+            budget[0] -= time.monotonic() - started
         if spent is not None and enforce:
             raise TooManyRequests(retry_after_s=max(spent.reset_s, 1), headers=spent.headers())
         return quota
