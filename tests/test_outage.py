@@ -347,3 +347,30 @@ async def test_the_lifespan_closes_its_connections_on_shutdown(
                 await asyncio.sleep(0.05)
     finally:
         await admin.close()
+
+
+async def test_a_hung_database_is_503_within_the_statement_timeout_and_readyz_within_2s(
+    own_postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    """Stopped, not refusing: requests that hold a connection answer within
+    DB_STATEMENT_TIMEOUT and a second, /readyz within its 2 s."""
+    async with running(own_postgres.url, tmp_path, db_statement_timeout=1.0) as app:
+        account = await add_account(app.state.tests_engine, "hung@example.com")
+        async with client_of(app) as client:
+            warm = await client.get("/tickets", headers=account.headers)
+            assert warm.status_code == 200  # a connection waits in the pool
+            own_postgres.freeze()
+            try:
+                async with asyncio.timeout(20):  # without a bound, this waits for the thaw
+                    started = time.monotonic()
+                    held = await client.get("/tickets", headers=account.headers)
+                    took = time.monotonic() - started
+                    started = time.monotonic()
+                    ready = await client.get("/readyz")
+                    ready_took = time.monotonic() - started
+            finally:
+                own_postgres.thaw()
+    assert_unavailable(held)
+    assert took < 1.0 + 1.0 + 2.0  # the statement timeout, the grace, and slack
+    assert ready.status_code == 503 and ready.json() == NOT_READY
+    assert ready_took < 2.5

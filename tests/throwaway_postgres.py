@@ -11,6 +11,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -102,6 +103,18 @@ class ThrowawayPostgres:
     def stop(self, mode: str = "fast") -> None:
         """`fast`: sessions are ended and the server stops, as an orderly restart would."""
         self._run("pg_ctl", "--pgdata", str(self.data), "--mode", mode, "--wait", "stop")
+
+    def freeze(self) -> None:
+        """Stop the server and its sessions where they are (SIGSTOP): it neither answers nor
+        refuses, like a hung machine."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        subprocess.run(["pkill", "-STOP", "-P", str(pid)], check=False)
+        os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGCONT)
+        subprocess.run(["pkill", "-CONT", "-P", str(pid)], check=False)
 
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()

@@ -111,6 +111,21 @@ def session_settings(settings: Settings) -> dict[str, str]:
     return values
 
 
+COMMAND_GRACE_S = 1.0
+"""How much longer than DB_STATEMENT_TIMEOUT the driver waits for any answer: the server
+cancels a slow statement itself; a hung server (stopped, not refusing) cannot, and this
+bounds the requests that hold its connections."""
+
+
+RELEASE_TIMEOUT_S = 1.0
+"""A connection given back is reset (a ROLLBACK at most) within this, or closed."""
+
+
+def command_timeout(settings: Settings) -> float:
+    statement = settings.db_statement_timeout or settings.db_pool_timeout
+    return statement + COMMAND_GRACE_S
+
+
 async def _rollback_if_open(conn: asyncpg.Connection) -> None:
     """The pool's reset: a request never changes session state, only leaves a failed transaction."""
     if conn.is_in_transaction():
@@ -139,6 +154,7 @@ class PostgresDatabase(Database):
             timeout=settings.db_connect_timeout,
             max_inactive_connection_lifetime=3600,
             server_settings=session_settings(settings),
+            command_timeout=command_timeout(settings),
         )
         return cls(pool, settings)
 
@@ -165,15 +181,21 @@ class PostgresDatabase(Database):
 
     async def release(self, conn: Any) -> None:
         try:
-            await self.pool.release(conn)
+            # Bounded: a hung server must not hold the request while its connection resets;
+            # past the timeout asyncpg closes the connection instead.
+            await self.pool.release(conn, timeout=RELEASE_TIMEOUT_S)
         except DRIVER_ERRORS as exc:  # its rollback failed: the connection is closed instead
             log.warning("a connection could not be reset: %s", describe_failure(exc, self.secret))
-            conn.terminate()
+            with contextlib.suppress(asyncpg.InterfaceError):  # the pool closed it already
+                conn.terminate()
 
     async def _check(self) -> None:
         conn = await self.acquire()
         try:
             await conn.execute("SELECT 1")
+        except BaseException:
+            conn.terminate()  # no answer (or a broken one): never waited for again
+            raise
         finally:
             await self.pool.release(conn)
 
