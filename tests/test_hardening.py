@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.engine import URL
 
-from conftest import STAFF_TOKEN, Account, MakeUser, client_with, open_ticket
+from conftest import STAFF_TOKEN, Account, MakeUser, client_with, open_ticket, running_servers
 from ticketdesk.tickets.service import PAGE_MAX_BYTES
 
 
@@ -233,3 +234,47 @@ async def test_a_silent_redis_costs_a_login_one_deadline_not_one_per_check(
             assert wrong.status_code == 404
     # Four checks, one deadline of 0.5 s between them (it was 0.5 s each).
     assert took < 1.5
+
+
+def _exchange(port: int, head: bytes, *, wait_s: float = 10.0) -> bytes:
+    """Send `head` on a new connection; everything the server says until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as conn:
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            conn.sendall(head)
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(65536):
+                received += chunk
+        return received
+
+
+@pytest.mark.postgresql_only
+def test_oversized_many_or_slow_request_heads_are_refused_by_the_server(
+    database_url: URL, tmp_path: Path
+) -> None:
+    with running_servers(1, database_url, tmp_path, HEADER_TIMEOUT="1") as (url,):
+        port = int(url.rsplit(":", 1)[1])
+        big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n"
+        started = time.monotonic()
+        answer = _exchange(port, big)
+        assert answer.startswith(b"HTTP/1.1 431 ")
+        assert time.monotonic() - started < 2
+        many = (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(f"X-H{n}: 1\r\n".encode() for n in range(150))
+            + b"\r\n"
+        )
+        assert _exchange(port, many).startswith(b"HTTP/1.1 431 ")
+        # A head that never ends: the connection is closed, without an answer.
+        started = time.monotonic()
+        assert _exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", wait_s=10) == b""
+        assert time.monotonic() - started < 5
+        # A connection that says nothing at all is closed as well.
+        assert _exchange(port, b"", wait_s=10) == b""
+        # Within the limits, the same server answers (keep-alive included).
+        ok = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fine: " + b"a" * 8_000 + b"\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            for _ in range(2):
+                conn.sendall(ok)
+                assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert httpx.get(f"{url}/healthz").status_code == 200

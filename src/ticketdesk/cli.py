@@ -37,6 +37,8 @@ def _settings() -> Settings:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from ticketdesk.web.server import BoundedHttpToolsProtocol
+
     settings = _settings()
     log_config = logging_config(settings.log_level)
     try:
@@ -62,7 +64,7 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port or settings.server_port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,  # httptools, with limits on a request's head
         log_level=settings.log_level,
         log_config=log_config,
         access_log=False,  # RequestEdge logs each request

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8089, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request's line and headers: at most this many bytes and headers (else 431), arriving
+    # within this many seconds of their first byte (else the connection is closed).
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=10)
+    header_timeout: float = Field(default=10.0, gt=0)
     shutdown_timeout: float = Field(default=30.0, gt=0)  # seconds in-flight requests may finish
     log_level: str = "info"
 
