@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -441,3 +442,58 @@ def test_the_configuration_sets_the_service_loggers_to_log_level() -> None:
     assert config["loggers"]["uvicorn.error"]["level"] == "DEBUG"
     assert config["root"]["level"] == "WARNING"
     assert logging_config("trace")["loggers"]["uvicorn"]["level"] == 5
+
+
+def test_console_lines_are_for_people_and_auto_picks_by_the_terminal() -> None:
+    from ticketdesk.logs import ConsoleFormatter, log_format
+
+    record = logging.LogRecord("ticketdesk", logging.WARNING, __file__, 1, "job failed", None, None)
+    record.job_id = 7
+    line = ConsoleFormatter().format(record)
+    assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING job failed  job_id=7", line)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert log_format("auto", Terminal()) == "console"
+    assert log_format("auto", io.StringIO()) == "json"
+    assert log_format("json", Terminal()) == "json"
+    assert log_format("console", io.StringIO()) == "console"
+
+
+def test_the_first_lines_say_what_runs_and_where_without_secrets(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'first.db'}",
+        "REDIS_URL": "redis://:redis-secret-pw@127.0.0.1:6379/0",
+        "SMTP_HOST": "mail.example.com",
+        "SMTP_PASSWORD": "smtp-secret-pw",
+        "JWT_KEY": "j" * 40,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ticketdesk", "serve", "--workers", "1", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    lines = [json.loads(line) for line in stderr.splitlines()]  # not a terminal: JSON
+    messages = [line["message"] for line in lines]
+    assert messages[0] == "ticketdesk 0.1.0, 1 worker process(es)"
+    assert messages[1] == f"database: sqlite+aiosqlite:///{tmp_path / 'first.db'}"
+    assert messages[2] == "rate limits: counted in Redis at redis://:***@127.0.0.1:6379/0"
+    assert messages[3] == "mail goes out through mail.example.com:587"
+    assert messages[4] == f"listening on http://127.0.0.1:{port}: open it in a browser"
+    assert "secret-pw" not in stderr

@@ -15,9 +15,10 @@ from dataclasses import replace
 from types import FrameType
 
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import make_url
 
 from ticketdesk import migrate
-from ticketdesk.logs import logging_config
+from ticketdesk.logs import log_format, logging_config
 from ticketdesk.settings import Settings
 from ticketdesk.users.schemas import UserCreate
 
@@ -40,13 +41,16 @@ def _serve(args: argparse.Namespace) -> None:
     from ticketdesk.web.server import BoundedHttpToolsProtocol
 
     settings = _settings()
-    log_config = logging_config(settings.log_level)
+    log_config = logging_config(settings.log_level, fmt=log_format(settings.log_format))
     try:
         logging.config.dictConfig(log_config)  # the lines before uvicorn starts are JSON too
     except ValueError:
         sys.exit(
             f"ticketdesk: invalid configuration: LOG_LEVEL: unknown level {settings.log_level!r}"
         )
+    host = args.host or settings.server_host
+    port = args.port or settings.server_port
+    _say_what_runs(settings, host, port, args.workers)
     if not args.no_migrate:
         migrate.upgrade(settings.database)
     try:
@@ -55,14 +59,17 @@ def _serve(args: argparse.Namespace) -> None:
         sys.exit(f"ticketdesk: {exc}")
     if settings.jwt_key is None:
         log.info("JWT_KEY is not set: tokens are signed with the key in %s", settings.key_file())
-    _say_whether_mail_is_on(settings)
     signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         "ticketdesk.app:create_app",
         factory=True,
-        host=args.host or settings.server_host,
-        port=args.port or settings.server_port,
+        host=host,
+        port=port,
         workers=args.workers,
+        # A worker must answer uvicorn's first ping within this (else it is killed, "Child
+        # process died"): importing and building the app takes 2 s here, 5.5 s with the
+        # cores overloaded three times over.
+        timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
         loop="uvloop",
         http=BoundedHttpToolsProtocol,  # httptools, with limits on a request's head
         log_level=settings.log_level,
@@ -76,6 +83,27 @@ def _serve(args: argparse.Namespace) -> None:
     )
 
 
+WORKER_START_TIMEOUT_S = 30
+
+
+def _say_what_runs(settings: Settings, host: str, port: int, workers: int) -> None:
+    """The first lines: what runs, on what, and where to open it."""
+    from ticketdesk import __version__
+
+    shown_host = f"[{host}]" if ":" in host else host
+    log.info("ticketdesk %s, %d worker process(es)", __version__, workers)
+    log.info("database: %s", settings.database.render_as_string(hide_password=True))
+    if settings.redis_url:
+        redis = make_url(settings.redis_url).render_as_string(hide_password=True)
+        log.info("rate limits: counted in Redis at %s", redis)
+    else:
+        log.info("rate limits: counted in each process's memory (REDIS_URL is not set)")
+    _say_whether_mail_is_on(settings)
+    log.info("listening on http://%s:%d: open it in a browser", shown_host, port)
+    if settings.public_url:
+        log.info("people reach it at %s (PUBLIC_URL)", settings.base_url)
+
+
 def _say_whether_mail_is_on(settings: Settings) -> None:
     if not settings.mail_enabled:
         log.info("SMTP_HOST is not set: no mail is sent (password resets included)")
@@ -86,7 +114,9 @@ def _say_whether_mail_is_on(settings: Settings) -> None:
 def _logged_settings() -> Settings:
     settings = _settings()
     try:
-        logging.config.dictConfig(logging_config(settings.log_level))
+        logging.config.dictConfig(
+            logging_config(settings.log_level, fmt=log_format(settings.log_format))
+        )
     except ValueError:
         sys.exit(
             f"ticketdesk: invalid configuration: LOG_LEVEL: unknown level {settings.log_level!r}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -133,17 +134,52 @@ def _describe(exc: BaseException, lines: list[str], seen: set[int]) -> None:
             lines.extend(f"| {line}" for line in "".join(inner_lines).splitlines(keepends=True))
 
 
-def logging_config(level: str, stream: Any = "ext://sys.stderr") -> dict[str, Any]:
+class ConsoleFormatter(logging.Formatter):
+    """One line a person reads: local time, level, message, then the extra fields as
+    `key=value` (`LOG_FORMAT=console`, or `auto` on a terminal)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+        self._skip = set(_NOT_FIELDS) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = {k: v for k, v in record.__dict__.items() if k not in self._skip}
+        request_id = REQUEST_ID.get()
+        if request_id is not None and "request_id" not in fields:
+            fields["request_id"] = request_id
+        if not fields:
+            return line
+        head, newline, rest = line.partition("\n")  # a traceback stays below the line
+        extra = " ".join(f"{key}={value}" for key, value in fields.items())
+        return f"{head}  {extra}{newline}{rest}"
+
+
+def log_format(wanted: str, stream: Any = None) -> str:
+    """`json` or `console`: `auto` is console on a terminal, JSON otherwise."""
+    if wanted != "auto":
+        return wanted
+    stream = stream if stream is not None else sys.stderr
+    return "console" if getattr(stream, "isatty", lambda: False)() else "json"
+
+
+def logging_config(
+    level: str, stream: Any = "ext://sys.stderr", fmt: str = "json"
+) -> dict[str, Any]:
     """The one configuration, for `logging.config.dictConfig` and uvicorn's `log_config`.
 
-    Every line, the service's and uvicorn's alike, is JSON on stderr. uvicorn's access log
-    is left without a handler: `RequestEdge` writes a better line for each request.
+    Every line, the service's and uvicorn's alike, goes to stderr, as JSON (`fmt="json"`)
+    or for people (`"console"`). uvicorn's access log is left without a handler:
+    `RequestEdge` writes a better line for each request.
     """
     service_level: int | str = _TRACE if level.lower() == "trace" else level.upper()
+    formatter = (
+        "ticketdesk.logs.JsonFormatter" if fmt == "json" else "ticketdesk.logs.ConsoleFormatter"
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "ticketdesk.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": formatter}},
         "handlers": {
             "json": {"class": "logging.StreamHandler", "formatter": "json", "stream": stream}
         },

@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     header_timeout: float = Field(default=10.0, gt=0)
     shutdown_timeout: float = Field(default=30.0, gt=0)  # seconds in-flight requests may finish
     log_level: str = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal
 
     @field_validator("jwt_key")
     @classmethod
