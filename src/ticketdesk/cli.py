@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 
 from pydantic import TypeAdapter, ValidationError
@@ -242,6 +243,30 @@ def _mail_in(args: argparse.Namespace) -> None:
         print(f"{received.outcome} ticket #{received.ticket_id}")
 
 
+def _backup(args: argparse.Namespace) -> None:
+    from ticketdesk import backup
+
+    settings = _settings()
+    try:
+        backup.backup(settings.database, Path(args.path))
+    except (backup.BackupFailed, OSError) as exc:
+        sys.exit(f"ticketdesk: backup failed: {exc}")
+    print(f"backed up {settings.database.render_as_string(hide_password=True)} to {args.path}")
+    print(f"back up {settings.data_dir / 'attachments'} beside it: the attachments are files")
+
+
+def _restore(args: argparse.Namespace) -> None:
+    from ticketdesk import backup
+
+    settings = _settings()
+    try:
+        backup.restore(settings.database, Path(args.path), force=args.force)
+    except (backup.BackupFailed, OSError) as exc:
+        sys.exit(f"ticketdesk: restore failed: {exc}")
+    shown = settings.database.render_as_string(hide_password=True)
+    print(f"restored {args.path} into {shown}; its schema is up to date")
+
+
 def _stopped(signum: int, frame: FrameType | None) -> None:
     """SIGTERM, raised again by uvicorn once its graceful shutdown is done: a clean exit.
 
@@ -417,6 +442,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demote.add_argument("--email", required=True)
     demote.set_defaults(handler=_demote)
+
+    backup = commands.add_parser(
+        "backup",
+        help="copy the database to a file, while the service runs",
+        description="A consistent copy of the database: SQLite's online backup, or pg_dump's "
+        "custom format. The attachments under DATA_DIR are files: copy them beside it.",
+    )
+    backup.add_argument("path", help="the file to write")
+    backup.set_defaults(handler=_backup)
+
+    restore = commands.add_parser(
+        "restore",
+        help="replace the database with a backup",
+        description="Restore a backup made by `ticketdesk backup`, then migrate it to this "
+        "version's schema. Refuses a database that holds data, unless --force.",
+    )
+    restore.add_argument("path", help="the backup to restore")
+    restore.add_argument("--force", action="store_true", help="replace a database with data")
+    restore.set_defaults(handler=_restore)
 
     users = commands.add_parser("users", help="the accounts", description="The accounts.")
     users_commands = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
