@@ -23,6 +23,7 @@ from ticketdesk.auth.tokens import TokenChecks
 from ticketdesk.db import Database, open_database
 from ticketdesk.events.router import router as events_router
 from ticketdesk.events.stream import NewEvents
+from ticketdesk.metrics import process_ended, record_memory
 from ticketdesk.notifications.runners import start_worker, stop_worker
 from ticketdesk.pages.assets import Assets
 from ticketdesk.pages.console import router as console_router
@@ -71,15 +72,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.jobs_in_server:
             worker = start_worker(app.state.database, settings)
         await anyio.to_thread.run_sync(dummy_hash)  # computed once, before the first login
+        memory = asyncio.get_running_loop().create_task(_record_memory(), name="memory gauge")
         try:
             yield
         finally:
+            memory.cancel()
             sweeper.cancel()
             if worker is not None:
                 await stop_worker(worker, settings.shutdown_timeout)
             await app.state.rate_limiter.close()
             # Runs once in-flight requests are done, or SHUTDOWN_TIMEOUT cut them short.
             await app.state.database.close(settings.db_connect_timeout)
+            process_ended()
 
     # Swagger UI and ReDoc served from the package: self-hosted docs must not need a CDN.
     app = FastAPIOffline(
@@ -151,6 +155,16 @@ def _wrap_in_request_edge(app: FastAPI, policy: BrowserPolicy, settings: Setting
         return RequestEdge(build_stack(), policy, settings.max_body_bytes, forms)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+
+
+MEMORY_EVERY_S = 10.0
+
+
+async def _record_memory() -> None:
+    """Each process keeps its own memory figure fresh: a scrape reaches one process."""
+    while True:
+        record_memory()
+        await asyncio.sleep(MEMORY_EVERY_S)
 
 
 SWEEP_EVERY_S = 3600.0

@@ -60,6 +60,7 @@ def _serve(args: argparse.Namespace) -> None:
         sys.exit(f"ticketdesk: {exc}")
     if settings.jwt_key is None:
         log.info("JWT_KEY is not set: tokens are signed with the key in %s", settings.key_file())
+    _metrics_directory()
     signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         "ticketdesk.app:create_app",
@@ -85,6 +86,21 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 WORKER_START_TIMEOUT_S = 30
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _metrics_directory() -> None:
+    """Where the worker processes keep their counts for /metrics (PROMETHEUS_MULTIPROC_DIR,
+    or a new temporary directory), emptied of an earlier run's: set before any starts."""
+    import tempfile
+
+    # Not imported from ticketdesk.metrics: prometheus_client reads the variable on import.
+    given = os.environ.get(METRICS_DIRECTORY)
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ[METRICS_DIRECTORY] = tempfile.mkdtemp(prefix="ticketdesk-metrics-")
 
 
 def _say_what_runs(settings: Settings, host: str, port: int, workers: int) -> None:

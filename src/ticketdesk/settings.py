@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     max_headers: int = Field(default=100, ge=10)
     header_timeout: float = Field(default=10.0, gt=0)
     shutdown_timeout: float = Field(default=30.0, gt=0)  # seconds in-flight requests may finish
+    # GET /metrics answers a scraper that sends it as a Bearer token; unset: metrics are off.
+    metrics_token: SecretStr | None = None
     log_level: str = "info"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal
 
@@ -216,7 +218,7 @@ class Settings(BaseSettings):
             sla.BusinessHours.parse(self.sla_business_hours) if self.sla_business_hours else None,
         )
 
-    @field_validator("staff_token")
+    @field_validator("staff_token", "metrics_token")
     @classmethod
     def _empty_staff_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge
 from pydantic import BaseModel
 
+from ticketdesk.auth.dependencies import bearer_token
 from ticketdesk.db import Database
+from ticketdesk.errors import NotFound, TicketdeskError, Unauthorized
+from ticketdesk.jobs.repository import counts as job_counts
+from ticketdesk.metrics import exposition
 from ticketdesk.models import utcnow
+from ticketdesk.settings import Settings
 
 log = logging.getLogger("ticketdesk")
 router = APIRouter(tags=["system"])
@@ -37,6 +45,33 @@ async def server_time() -> TimeOut:
 async def healthz() -> HealthOut:
     """The process is up."""
     return HealthOut(status="ok")
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus's text format, for a scraper holding METRICS_TOKEN (404 while it is unset)."""
+    settings: Settings = request.app.state.settings
+    if settings.metrics_token is None:
+        raise NotFound("metrics are off: set METRICS_TOKEN")
+    given = bearer_token(request.headers.get("authorization")) or ""
+    if not secrets.compare_digest(
+        given.encode(), settings.metrics_token.get_secret_value().encode()
+    ):
+        raise Unauthorized("metrics need `Authorization: Bearer <METRICS_TOKEN>`")
+    extra = CollectorRegistry()
+    database: Database = request.app.state.database
+    try:
+        async with asyncio.timeout(READY_TIMEOUT), database.session() as db:
+            counts = await job_counts(db)
+    except (TicketdeskError, TimeoutError, OSError):
+        counts = None  # the database is away: the rest of the figures still come
+    if counts is not None:
+        jobs = Gauge(
+            "ticketdesk_jobs", "Jobs (mail, webhook calls) by state", ["state"], registry=extra
+        )
+        for state in ("queued", "running", "failed", "done"):
+            jobs.labels(state).set(counts.get(state, 0))
+    return Response(exposition(extra), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from ticketdesk.db.failures import DRIVER_ERRORS, describe_failure
 from ticketdesk.db.handle import Db, PostgresDb, SqliteDb
 from ticketdesk.errors import ServiceBusy, TicketdeskError
+from ticketdesk.metrics import POOL_IN_USE, POOL_WAITING
 from ticketdesk.settings import Settings
 
 log = logging.getLogger("ticketdesk")
@@ -168,18 +169,26 @@ class PostgresDatabase(Database):
 
     async def acquire(self) -> Any:
         if self.pool.get_idle_size():
-            return await self.pool.acquire()  # an idle connection is handed over at once
+            conn = await self.pool.acquire()  # an idle connection is handed over at once
+            POOL_IN_USE.inc()
+            return conn
         # Not acquire(timeout=): that runs the wait in a task of its own.
+        POOL_WAITING.inc()
         try:
             async with asyncio.timeout(self._acquire_timeout) as waited:
-                return await self.pool.acquire()
+                conn = await self.pool.acquire()
         except TimeoutError:
             if not waited.expired():
                 raise  # opening a connection took DB_CONNECT_TIMEOUT: the database is away
             log.warning("no database connection free within the pool timeout")
             raise ServiceBusy() from None
+        finally:
+            POOL_WAITING.dec()
+        POOL_IN_USE.inc()
+        return conn
 
     async def release(self, conn: Any) -> None:
+        POOL_IN_USE.dec()
         try:
             # Bounded: a hung server must not hold the request while its connection resets;
             # past the timeout asyncpg closes the connection instead.
@@ -197,6 +206,7 @@ class PostgresDatabase(Database):
             conn.terminate()  # no answer (or a broken one): never waited for again
             raise
         finally:
+            POOL_IN_USE.dec()
             await self.pool.release(conn)
 
     def listen(self, channel: str, on_message: Listener, on_state: StateListener) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketdesk.db.failures import DRIVER_ERRORS, translate
 from ticketdesk.db.statements import Statement
+from ticketdesk.metrics import POOL_IN_USE
 
 if TYPE_CHECKING:
     from ticketdesk.db.database import Database, PostgresDatabase, SqliteDatabase
@@ -216,6 +217,7 @@ class SqliteDb(Db):
             else:
                 if self._reader is None:
                     self._reader = await self._database.readers.connect()
+                    POOL_IN_USE.inc()
                 conn = self._reader
             return await conn.execute(statement.for_sqlite(), dict(params))  # type: ignore[call-overload]
         except DRIVER_ERRORS as exc:
@@ -243,6 +245,7 @@ class SqliteDb(Db):
             raise translate(exc) from exc
         self._writer = writer
         self._in_transaction = True
+        POOL_IN_USE.inc()
 
     async def finish(self, *, commit: bool) -> None:
         reader, writer = self._reader, self._writer
@@ -260,7 +263,9 @@ class SqliteDb(Db):
                     raise translate(exc) from exc
                 finally:
                     self._after_commit.clear()
+                    POOL_IN_USE.dec()
                     await asyncio.shield(writer.close())
         finally:
             if reader is not None:
+                POOL_IN_USE.dec()
                 await asyncio.shield(reader.close())

@@ -23,6 +23,7 @@ from ticketdesk.db import Database, Db
 from ticketdesk.events.repository import CHANNEL
 from ticketdesk.jobs import repository
 from ticketdesk.jobs.repository import ClaimedJob
+from ticketdesk.metrics import JOB_FAILURES
 from ticketdesk.settings import Settings
 
 log = logging.getLogger("ticketdesk.jobs")
@@ -211,6 +212,7 @@ class Worker:
                     error=failure.reason,
                     code=failure.code,
                 )
+        JOB_FAILURES.labels(job.kind, "true" if delay is None else "false").inc()
         if delay is None:
             log.error("job failed for good", extra=fields)
         else:

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketdesk.logs import LOG_FIELDS, REQUEST_ID, log_request, request_fields, request_id
+from ticketdesk.metrics import record_request
 from ticketdesk.web.headers import WRITE_METHODS, BrowserPolicy
 from ticketdesk.web.ratelimits import STORE_BUDGET, fresh_store_budget
 
@@ -98,6 +99,7 @@ class RequestEdge:
             await send(message)
 
         event = None
+        inner: Scope | None = None
         reset = REQUEST_ID.set(rid)
         fresh_budget = STORE_BUDGET.set(fresh_store_budget())
         try:
@@ -110,18 +112,22 @@ class RequestEdge:
                 scope = self._as_the_old_service_read_it(scope, path, method, form)
                 scope[LOG_FIELDS] = fields
                 if method == "HEAD":
-                    scope = dict(scope, method="GET")
+                    inner = scope = dict(scope, method="GET")
                     await self.app(scope, receive, _without_body(send_with_headers))
                     return
                 if method != "GET":
                     receive = self._counting(receive, max_bytes)
+                inner = scope
                 await self.app(scope, receive, send_with_headers)
         finally:
             REQUEST_ID.reset(reset)
             STORE_BUDGET.reset(fresh_budget)
+            took = perf_counter() - start
             fields["status"] = status
-            fields["duration_ms"] = round((perf_counter() - start) * 1000, 3)
+            fields["duration_ms"] = round(took * 1000, 3)
             log_request(fields, event)
+            route = inner.get("route") if inner is not None else None
+            record_request(method, getattr(route, "path", "unmatched"), status, took)
 
     @staticmethod
     def _as_the_old_service_read_it(scope: Scope, path: str, method: str, form: bool) -> Scope:

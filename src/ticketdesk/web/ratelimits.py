@@ -26,6 +26,7 @@ from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.auth.security import TokenClaims
 from ticketdesk.db import Db
 from ticketdesk.errors import NotFound, TooManyRequests
+from ticketdesk.metrics import RATE_LIMITED
 from ticketdesk.schemas import normalize_email
 from ticketdesk.settings import Settings
 
@@ -144,6 +145,7 @@ class RateLimiter:
         finally:
             budget[0] -= time.monotonic() - started
         if spent is not None and enforce:
+            RATE_LIMITED.labels(rule.name).inc()
             raise TooManyRequests(retry_after_s=max(spent.reset_s, 1), headers=spent.headers())
         return quota
 
