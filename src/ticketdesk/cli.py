@@ -21,7 +21,6 @@ from sqlalchemy.engine import make_url
 from ticketdesk import migrate
 from ticketdesk.logs import log_format, logging_config
 from ticketdesk.settings import Settings
-from ticketdesk.users.schemas import UserCreate
 
 log = logging.getLogger("ticketdesk")
 
@@ -37,6 +36,7 @@ def _settings() -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    _metrics_directory()  # before anything imports prometheus_client
     import uvicorn
 
     from ticketdesk.web.server import BoundedHttpToolsProtocol
@@ -60,7 +60,6 @@ def _serve(args: argparse.Namespace) -> None:
         sys.exit(f"ticketdesk: {exc}")
     if settings.jwt_key is None:
         log.info("JWT_KEY is not set: tokens are signed with the key in %s", settings.key_file())
-    _metrics_directory()
     signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         "ticketdesk.app:create_app",
@@ -311,6 +310,7 @@ def _read_password(from_stdin: bool) -> str:
 def _create_superuser(args: argparse.Namespace) -> None:
     from ticketdesk.db import open_database
     from ticketdesk.errors import TicketdeskError
+    from ticketdesk.users.schemas import UserCreate
     from ticketdesk.users.service import NewAccount, create_account
 
     settings = _settings()
