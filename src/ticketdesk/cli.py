@@ -259,7 +259,7 @@ def _mail_in(args: argparse.Namespace) -> None:
 
 
 def _backup(args: argparse.Namespace) -> None:
-    from ticketdesk import backup
+    from ticketdesk.db import backup
 
     settings = _settings()
     try:
@@ -271,7 +271,7 @@ def _backup(args: argparse.Namespace) -> None:
 
 
 def _restore(args: argparse.Namespace) -> None:
-    from ticketdesk import backup
+    from ticketdesk.db import backup
 
     settings = _settings()
     try:
