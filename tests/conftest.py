@@ -31,6 +31,8 @@ from ticketdesk.auth.security import PASSWORD_HASHER, create_token
 from ticketdesk.models import metadata, users
 from ticketdesk.settings import Settings
 
+pytest_plugins = ["receivers"]  # the real SMTP server and webhook receiver, as fixtures
+
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 JWT_KEY = "k" * 48
 STAFF_TOKEN = "the-staff-token-of-the-tests"

@@ -11,7 +11,7 @@ import email
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import policy
@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -168,3 +169,22 @@ class WebhookReceiver:
             await asyncio.sleep(0.05)
         with self.lock:
             raise AssertionError(f"{len(self.calls)} calls of {count} came")
+
+
+def sending_to(port: int, **overrides: Any) -> dict[str, Any]:
+    """Settings of an app whose worker runs its jobs at once and mails the test's server."""
+    return {
+        "jobs_in_server": True,
+        "job_poll_seconds": 0.1,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_tls": "none",
+        **overrides,
+    }
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
+    """A test's own SMTP server: what it received, and its port."""
+    with smtp_server() as server:
+        yield server

@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import JWT_KEY, Account, MakeUser, client_with, open_ticket
-from receivers import WebhookReceiver, smtp_server, text_of
+from receivers import WebhookReceiver, sending_to, smtp_server, text_of
 from ticketdesk.mail import addresses
 from ticketdesk.models import messages, tickets, users
 
@@ -266,17 +266,10 @@ async def test_a_conversation_by_mail_end_to_end(
     from their mail client; a webhook receiver sees every event, verified."""
     agent = await make_user("staff", email="agent@example.com", username="Bruno")
     with smtp_server() as (box, port), WebhookReceiver() as receiver:
-        async with client_with(
-            database_url,
-            tmp_path,
-            jobs_in_server=True,
-            job_poll_seconds=0.1,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_tls="none",
-            mail_from=f"Acme Support <support@{DOMAIN}>",
-            webhook_allow_private=True,
-        ) as client:
+        settings = sending_to(
+            port, mail_from=f"Acme Support <support@{DOMAIN}>", webhook_allow_private=True
+        )
+        async with client_with(database_url, tmp_path, **settings) as client:
             hook = await client.post(
                 "/webhooks",
                 json={"url": receiver.url, "events": ["created", "message", "status"]},

@@ -15,17 +15,11 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import JWT_KEY, MakeUser, _free_port, client_with, open_ticket
-from receivers import Mailbox, html_of, smtp_server, text_of
+from receivers import Mailbox, html_of, sending_to, text_of
 from ticketdesk.mail import addresses
 from ticketdesk.models import jobs
 
 DOMAIN = "support.example.com"
-
-
-@pytest.fixture
-async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture
@@ -34,17 +28,10 @@ async def mailing(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app whose worker sends mail to the test's SMTP server."""
     _, port = mailbox  # `engine` first: no job of an earlier test is left to run
-    async with client_with(
-        database_url,
-        tmp_path,
-        jobs_in_server=True,
-        job_poll_seconds=0.1,
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_tls="none",
-        mail_from=f"Acme Support <support@{DOMAIN}>",
-        public_url="https://help.example.com",
-    ) as client:
+    settings = sending_to(
+        port, mail_from=f"Acme Support <support@{DOMAIN}>", public_url="https://help.example.com"
+    )
+    async with client_with(database_url, tmp_path, **settings) as client:
         yield client
 
 
@@ -172,15 +159,7 @@ async def test_a_refused_recipient_fails_the_job_for_good(
     controller = Controller(Refusing(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        async with client_with(
-            database_url,
-            tmp_path,
-            jobs_in_server=True,
-            job_poll_seconds=0.1,
-            smtp_host="127.0.0.1",
-            smtp_port=port,
-            smtp_tls="none",
-        ) as client:
+        async with client_with(database_url, tmp_path, **sending_to(port)) as client:
             customer = await make_user("customer")
             await open_ticket(client, customer)
             for _ in range(100):

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, MakeUser, client_with
-from receivers import Mailbox, smtp_server, text_of
+from receivers import Mailbox, sending_to, text_of
 from ticketdesk.models import jobs, password_resets, utcnow
 from ticketdesk.password_reset.service import _hash
 
@@ -23,27 +23,12 @@ LINK = re.compile(r"http://testserver/app/password-reset/confirm\?token=([A-Za-z
 
 
 @pytest.fixture
-async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
 async def mailing(
     database_url: URL, tmp_path: Path, mailbox: tuple[Mailbox, int], engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
     _, port = mailbox  # `engine` first: no job of an earlier test is left to run
-    async with client_with(
-        database_url,
-        tmp_path,
-        jobs_in_server=True,
-        job_poll_seconds=0.1,
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_tls="none",
-        public_url="http://testserver",
-        rate_limit_password_reset="3/hour",
-    ) as client:
+    settings = sending_to(port, public_url="http://testserver", rate_limit_password_reset="3/hour")
+    async with client_with(database_url, tmp_path, **settings) as client:
         yield client
 
 

@@ -308,8 +308,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _create_superuser(args: argparse.Namespace) -> None:
-    from ticketdesk.db import open_database
-    from ticketdesk.errors import TicketdeskError
+    from ticketdesk import admin
     from ticketdesk.users.schemas import UserCreate
     from ticketdesk.users.service import NewAccount, create_account
 
@@ -332,20 +331,9 @@ def _create_superuser(args: argparse.Namespace) -> None:
         is_superuser=True,
     )
 
-    async def create() -> int:
-        database = await open_database(settings)
-        try:
-            async with database.session() as db:
-                return (await create_account(db, account)).id
-        finally:
-            await database.close(settings.db_connect_timeout)
-
     migrate.upgrade(settings.database)
-    try:
-        user_id = asyncio.run(create())
-    except TicketdeskError as exc:
-        sys.exit(f"ticketdesk: {exc.detail}")
-    print(f"superuser {data.email} created with id {user_id}")
+    user = admin.in_transaction(settings, lambda db: create_account(db, account))
+    print(f"superuser {data.email} created with id {user.id}")
 
 
 def build_parser() -> argparse.ArgumentParser:

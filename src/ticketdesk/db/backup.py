@@ -53,6 +53,17 @@ def _run(command: list[str]) -> None:
         raise BackupFailed(result.stderr.strip() or f"{Path(command[0]).name} failed")
 
 
+def _copy_sqlite(source_path: Path, target_path: Path) -> None:
+    """SQLite's online backup: one consistent state of the source, however busy it is."""
+    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)
+    target = sqlite3.connect(target_path)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+
+
 def backup(url: URL, path: Path) -> None:
     """Write a consistent copy of the database to `path` (replaced if it exists)."""
     if url.get_backend_name() == "sqlite":
@@ -60,13 +71,7 @@ def backup(url: URL, path: Path) -> None:
         if not source_path.exists():
             raise BackupFailed(f"there is no database at {source_path}")
         partial = path.with_name(path.name + ".partial")
-        source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)
-        target = sqlite3.connect(partial)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-            source.close()
+        _copy_sqlite(source_path, partial)
         partial.replace(path)
         return
     _run([_program("pg_dump"), "--format=custom", "--no-owner", f"--file={path}", _libpq(url)])
@@ -109,13 +114,7 @@ def restore(url: URL, path: Path, *, force: bool) -> None:
         target_path = _sqlite_path(url)
         if not force and target_path.exists() and not is_empty(url):
             raise BackupFailed(f"{target_path} holds data: restore over it with --force")
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        target = sqlite3.connect(target_path)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-            source.close()
+        _copy_sqlite(path, target_path)
     else:
         if not force and not is_empty(url):
             raise BackupFailed("the database holds data: restore over it with --force")

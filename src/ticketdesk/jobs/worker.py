@@ -53,7 +53,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Kind:
-    """How to run one kind of job, and what to do when it has failed for good."""
+    """How to run one kind of job, and what to do when it failed through its whole schedule
+    (not when it said trying again cannot help: `JobFailed(final=True)`)."""
 
     run: Callable[[ClaimedJob], Awaitable[Outcome]]
     given_up: Callable[[Db, ClaimedJob, str], Awaitable[None]] | None = None
@@ -188,30 +189,21 @@ class Worker:
             "error": failure.reason,
             "code": failure.code,
         }
+        exhausted = delay is None and not failure.final
         async with self._database.session() as db:
-            if delay is None:
+            if exhausted:
                 await db.begin()  # the endpoint may be disabled in the same transaction
-                recorded = await repository.finish(
-                    db,
-                    job,
-                    status="failed",
-                    run_at=now,
-                    finished_at=now,
-                    error=failure.reason,
-                    code=failure.code,
-                )
-                if recorded and kind is not None and kind.given_up is not None:
-                    await kind.given_up(db, job, failure.reason)
-            else:
-                recorded = await repository.finish(
-                    db,
-                    job,
-                    status="queued",
-                    run_at=now + timedelta(seconds=delay),
-                    finished_at=None,
-                    error=failure.reason,
-                    code=failure.code,
-                )
+            recorded = await repository.finish(
+                db,
+                job,
+                status="failed" if delay is None else "queued",
+                run_at=now if delay is None else now + timedelta(seconds=delay),
+                finished_at=now if delay is None else None,
+                error=failure.reason,
+                code=failure.code,
+            )
+            if recorded and exhausted and kind is not None and kind.given_up is not None:
+                await kind.given_up(db, job, failure.reason)
         JOB_FAILURES.labels(job.kind, "true" if delay is None else "false").inc()
         if delay is None:
             log.error("job failed for good", extra=fields)

@@ -62,8 +62,6 @@ def kinds(database: Database, settings: Settings, client: httpx.AsyncClient) -> 
 
     async def disable_webhook(db: Db, job: ClaimedJob, reason: str) -> None:
         assert job.webhook_id is not None
-        if reason in ("the webhook was deleted", "the webhook is disabled"):
-            return
         await webhook_service.given_up(
             db,
             webhook_id=job.webhook_id,

@@ -15,7 +15,7 @@ from ticketdesk.password_reset import service
 from ticketdesk.password_reset.schemas import ResetConfirm
 from ticketdesk.schemas import normalize_email
 from ticketdesk.settings import AppSettings
-from ticketdesk.web.ratelimits import Limiter, client_address
+from ticketdesk.web.ratelimits import Limiter, client_address, limit_reset_request
 from ticketdesk.web.routing import DbHandle
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -39,8 +39,7 @@ async def ask(
         errors = {"email": "Enter the email address of your account."}
         return render(request, "reset_request.html", {"errors": errors}, 400)
     address = normalize_email(email)
-    await limiter.hit(limiter.reset_per_ip, client_address(request))
-    await limiter.hit(limiter.reset_per_account, address)
+    await limit_reset_request(limiter, address=client_address(request), email=address)
     await service.request_reset(db, email=address, settings=settings)
     return render(request, "reset_sent.html", {"email": email.strip()})
 

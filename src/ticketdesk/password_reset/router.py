@@ -7,7 +7,7 @@ from ticketdesk.password_reset.schemas import ResetAccepted, ResetConfirm, Reset
 from ticketdesk.schemas import normalize_email
 from ticketdesk.settings import AppSettings
 from ticketdesk.web.errors import responses
-from ticketdesk.web.ratelimits import Limiter, client_address
+from ticketdesk.web.ratelimits import Limiter, client_address, limit_reset_request
 from ticketdesk.web.routing import DbHandle, Route
 
 router = APIRouter(prefix="/password-reset", tags=["auth"], route_class=Route)
@@ -22,8 +22,7 @@ async def request_reset(
     """Mail a link to set a new password, valid 30 minutes and once. The answer is the same
     whether the address has an account or not."""
     email = normalize_email(body.email)
-    await limiter.hit(limiter.reset_per_ip, client_address(request))
-    await limiter.hit(limiter.reset_per_account, email)
+    await limit_reset_request(limiter, address=client_address(request), email=email)
     await service.request_reset(db, email=email, settings=settings)
     return ResetAccepted(detail=ACCEPTED)
 

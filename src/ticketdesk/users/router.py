@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -10,11 +9,11 @@ from ticketdesk.auth import service as auth
 from ticketdesk.auth.dependencies import CurrentUser, StaffUser, bearer_scheme, current_user
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db
-from ticketdesk.errors import Forbidden, TicketdeskError
+from ticketdesk.errors import TicketdeskError
 from ticketdesk.models import utcnow
 from ticketdesk.pagination import DEFAULT_LIMIT, Page, PageRequest
 from ticketdesk.schemas import ObjectId
-from ticketdesk.settings import AppSettings, Settings
+from ticketdesk.settings import AppSettings
 from ticketdesk.tickets.schemas import TicketOut
 from ticketdesk.tickets.service import TicketFilter, TicketRow, list_tickets
 from ticketdesk.users import service
@@ -60,42 +59,24 @@ async def register(
     with the STAFF_TOKEN: 403 otherwise."""
     quota = await limiter.hit(limiter.register_per_ip, client_address(request))
     add_quota_headers(response, quota)
-    if settings.registration == "closed" and not body.is_staff:
-        await _check_registration_allowed(request, credential, settings)
+    closed = settings.registration == "closed"
     row = await service.register(
         db,
         body,
         credential=credential.credentials if credential else None,
         staff_token=settings.staff_token,
+        closed=closed,
+        registrar=await _signed_in(request) if closed and not body.is_staff else None,
     )
     return UserOut.model_validate(row, from_attributes=True)
 
 
-REGISTRATION_CLOSED = (
-    "registration is closed: ask the support team for an account, or mail your request to "
-    "the support address"
-)
-
-
-async def _check_registration_allowed(
-    request: Request, credential: HTTPAuthorizationCredentials | None, settings: Settings
-) -> None:
-    """Closed registration: the STAFF_TOKEN, or a signed-in agent, registers customers."""
-    staff_token = settings.staff_token
-    if (
-        credential is not None
-        and staff_token is not None
-        and secrets.compare_digest(
-            credential.credentials.encode(), staff_token.get_secret_value().encode()
-        )
-    ):
-        return
+async def _signed_in(request: Request) -> Viewer | None:
+    """The caller, if the request carries a valid token (an agent registering a customer)."""
     try:
-        registrar = await current_user(request)
+        return await current_user(request)
     except TicketdeskError:
-        registrar = None
-    if registrar is None or not registrar.is_agent:
-        raise Forbidden(REGISTRATION_CLOSED)
+        return None
 
 
 @router.get("", responses=responses(400, 401, 403))

@@ -33,17 +33,39 @@ class NewAccount:
     is_superuser: bool = False
 
 
+REGISTRATION_CLOSED = (
+    "registration is closed: ask the support team for an account, or mail your request to "
+    "the support address"
+)
+
+
 async def register(
-    db: Db, data: UserCreate, *, credential: str | None, staff_token: SecretStr | None
+    db: Db,
+    data: UserCreate,
+    *,
+    credential: str | None,
+    staff_token: SecretStr | None,
+    closed: bool = False,
+    registrar: Viewer | None = None,
 ) -> UserRow:
-    """Create a user; staff only with the STAFF_TOKEN or an unspent staff key as `credential`."""
-    uses_staff_token = False
-    if data.is_staff:
-        if credential is None:
-            raise Unauthorized("staff registration needs `Authorization: Bearer <staff key>`")
-        uses_staff_token = staff_token is not None and secrets.compare_digest(
-            credential.encode(), staff_token.get_secret_value().encode()
-        )
+    """Create a user; staff only with the STAFF_TOKEN or an unspent staff key as `credential`.
+
+    `closed` (REGISTRATION=closed): a customer only by an agent (`registrar`) or with the
+    STAFF_TOKEN."""
+    uses_staff_token = (
+        credential is not None
+        and staff_token is not None
+        and secrets.compare_digest(credential.encode(), staff_token.get_secret_value().encode())
+    )
+    if data.is_staff and credential is None:
+        raise Unauthorized("staff registration needs `Authorization: Bearer <staff key>`")
+    if (
+        closed
+        and not data.is_staff
+        and not uses_staff_token
+        and not (registrar is not None and registrar.is_agent)
+    ):
+        raise Forbidden(REGISTRATION_CLOSED)
     account = NewAccount(
         email=data.email, username=data.username, password=data.password, is_staff=data.is_staff
     )

@@ -215,6 +215,12 @@ async def limit_login(limiter: RateLimiter, *, address: str, email: str) -> Quot
     return quota
 
 
+async def limit_reset_request(limiter: RateLimiter, *, address: str, email: str) -> None:
+    """Password reset requests per client address, and mails per account (known or not)."""
+    await limiter.hit(limiter.reset_per_ip, address)
+    await limiter.hit(limiter.reset_per_account, email)
+
+
 async def login_within_limits(
     limiter: RateLimiter, db: Db, settings: Settings, *, address: str, email: str, password: str
 ) -> tuple[str, TokenClaims, Quota | None]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import cache
+from typing import NamedTuple
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -26,11 +27,10 @@ _END_OF_HEAD = b"\r\n\r\n"
 _TOO_LARGE = b"request header fields too large"
 
 
-class Limits:
-    def __init__(self, head_bytes: int, headers: int, timeout_s: float) -> None:
-        self.head_bytes = head_bytes
-        self.headers = headers
-        self.timeout_s = timeout_s
+class Limits(NamedTuple):
+    head_bytes: int
+    headers: int
+    timeout_s: float
 
 
 @cache
