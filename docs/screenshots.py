@@ -96,9 +96,25 @@ async def walk(url: str) -> None:
         await customer.get_by_role("link", name="My tickets").click()
         await shoot(customer, "customer-tickets")
 
+        await agent.goto(url + "/app/account")
+        await shoot(agent, "agent-account")
+
+        stranger = await browser.new_page(viewport=DESKTOP)
+        await stranger.goto(url + "/")
+        await stranger.get_by_role("link", name="Forgot your password?").click()
+        await shoot(stranger, "password-reset")
+        await stranger.get_by_label("Email").fill("carla@example.com")
+        await stranger.get_by_role("button", name="Mail me a link").click()
+        await shoot(stranger, "password-reset-sent")
+        await stranger.goto(url + "/app/password-reset/confirm?token=from-the-mail")
+        await shoot(stranger, "password-reset-confirm")
+
         for page, name, path in (
             (customer, "phone-customer-ticket", ticket_url),
             (agent, "phone-agent-queue", url + "/app/queue?view=all"),
+            (agent, "phone-agent-account", url + "/app/account"),
+            (stranger, "phone-password-reset", url + "/app/password-reset"),
+            (stranger, "phone-password-reset-confirm", url + "/app/password-reset/confirm?token=t"),
         ):
             await page.set_viewport_size(PHONE)
             await page.goto(path)
