@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from fastapi import FastAPI
+from sqlalchemy import func, insert, make_url, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import Message
 
-from conftest import Account, MakeUser, client_with
+from conftest import Account, MakeUser, client_with, make_settings
 from receivers import Mailbox, sending_to, text_of
+from ticketdesk.app import create_app
+from ticketdesk.db import open_database
 from ticketdesk.models import jobs, password_resets, utcnow
+from ticketdesk.password_reset import service
 from ticketdesk.password_reset.service import _hash
 
 SAME_SITE = {"Origin": "http://testserver"}
@@ -175,3 +183,127 @@ async def test_the_pages_walk_through_a_reset(
         headers={"Origin": "https://evil.example"},
     )
     assert forged.status_code == 403
+
+
+# The answer tells nothing by its timing: it is complete before anything depends on the address.
+
+
+@pytest.fixture
+async def mailing_app(
+    database_url: URL, tmp_path: Path, mailbox: tuple[Mailbox, int], engine: AsyncEngine
+) -> AsyncIterator[FastAPI]:
+    """An app that mails (no worker: the queued mail stays in the jobs table to be seen)."""
+    _, port = mailbox
+    settings = sending_to(port, jobs_in_server=False, public_url="http://testserver")
+    app = create_app(make_settings(database_url, tmp_path, **settings))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+Rows = tuple[int, int]
+
+
+async def rows_written(engine: AsyncEngine) -> Rows:
+    """How many reset links and jobs there are."""
+    async with engine.connect() as conn:
+        links = (await conn.execute(select(func.count()).select_from(password_resets))).scalar()
+        queued = (await conn.execute(select(func.count()).select_from(jobs))).scalar()
+    return int(links or 0), int(queued or 0)
+
+
+async def post_as_a_server_does(
+    app: FastAPI, engine: AsyncEngine, path: str, body: bytes, content_type: str
+) -> tuple[int, bytes, Rows, Rows]:
+    """POST through the app's ASGI interface: the status and body of the answer, the rows
+    there were the moment its last byte went out, and those there are once the request is
+    over (what the app does after its answer)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"origin", b"http://testserver"),
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+    request: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    answered = asyncio.Event()
+    status = 0
+    chunks: list[bytes] = []
+    at_answer: Rows | None = None
+
+    async def receive() -> Message:
+        if request:
+            return request.pop()
+        await answered.wait()  # the client stays until it has the whole answer
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status, at_answer
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                at_answer = await rows_written(engine)
+                answered.set()
+
+    await app(scope, receive, send)
+    assert at_answer is not None
+    return status, b"".join(chunks), at_answer, await rows_written(engine)
+
+
+async def test_the_api_answers_before_looking_the_address_up(
+    mailing_app: FastAPI, engine: AsyncEngine, make_user: MakeUser
+) -> None:
+    await make_user("customer", email="known@example.com")
+    answers = {}
+    for email, made in (("unknown@example.com", (0, 0)), ("known@example.com", (1, 1))):
+        body = json.dumps({"email": email}).encode()
+        status, text, at_answer, after = await post_as_a_server_does(
+            mailing_app, engine, "/password-reset", body, "application/json"
+        )
+        assert status == 202
+        assert at_answer == (0, 0), "the answer waited for the link and its mail"
+        assert after == made
+        answers[email] = text
+    assert answers["unknown@example.com"] == answers["known@example.com"]
+
+
+async def test_the_page_answers_before_looking_the_address_up(
+    mailing_app: FastAPI, engine: AsyncEngine, make_user: MakeUser
+) -> None:
+    await make_user("customer", email="known@example.com")
+    for email, made in (("unknown@example.com", (0, 0)), ("known@example.com", (1, 1))):
+        body = urlencode({"email": email}).encode()
+        status, text, at_answer, after = await post_as_a_server_does(
+            mailing_app, engine, "/app/password-reset", body, "application/x-www-form-urlencoded"
+        )
+        assert status == 200 and b"Check your mail" in text
+        assert at_answer == (0, 0), "the answer waited for the link and its mail"
+        assert after == made
+
+
+async def test_a_link_that_cannot_be_made_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A database without the service's tables: the lookup after the answer fails.
+    empty = make_url(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    settings = make_settings(empty, tmp_path, smtp_host="127.0.0.1")
+    database = await open_database(settings)
+    try:
+        await service.mail_link(database, email="lost@example.com", settings=settings)
+    finally:
+        await database.close(1.0)
+    assert "a password reset link could not be made" in caplog.text
+    assert "lost@example.com" not in caplog.text

@@ -52,6 +52,23 @@ def test_canceled_is_final(status: str) -> None:
         change("canceled", status, agent=True)
 
 
+@pytest.mark.parametrize(
+    "fields", [["assignee_id"], ["priority"], ["status"], ["topic"], ["assignee_id", "priority"]]
+)
+def test_no_field_of_a_canceled_ticket_changes(fields: list[str]) -> None:
+    with pytest.raises(Conflict, match="canceled"):
+        rules.check_can_change("canceled", fields)
+
+
+@pytest.mark.parametrize("status", ["pending", "resolved", "unresolved"])
+def test_other_tickets_change(status: str) -> None:
+    rules.check_can_change(status, ["assignee_id", "priority"])  # type: ignore[arg-type]
+
+
+def test_changing_nothing_on_a_canceled_ticket_is_no_change() -> None:
+    rules.check_can_change("canceled", [])
+
+
 def test_same_status_is_a_no_op() -> None:
     assert change("canceled", "canceled", author=True) is False
     assert change("pending", "pending", agent=True) is False

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, open_ticket
-from ticketdesk.models import messages, tickets, users
+from ticketdesk.models import messages, ticket_events, tickets, users
 
 
 async def count(engine: AsyncEngine, table: object) -> int:
@@ -288,6 +290,87 @@ async def test_canceled_stays_canceled(
             assert (await set_status(client, account, ticket_id, status)).status_code == 409
     body = (await client.get(f"/tickets/{ticket_id}", headers=customer.headers)).json()
     assert body["status"] == "canceled"
+
+
+async def ticket_and_events(engine: AsyncEngine, ticket_id: int) -> tuple[Any, int]:
+    """The ticket's whole row, and how many events it has."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(tickets).where(tickets.c.id == ticket_id))).one()
+        events = (
+            await conn.execute(select(func.count()).where(ticket_events.c.ticket_id == ticket_id))
+        ).scalar_one()
+    return tuple(row), int(events)
+
+
+async def canceled_ticket(client: httpx.AsyncClient, customer: Account, staff: Account) -> int:
+    """A ticket that was answered, assigned and prioritised before its author canceled it."""
+    ticket_id = await open_ticket(client, customer)
+    await reply(client, staff, ticket_id)
+    before = {"assignee_id": staff.id, "priority": "high"}
+    response = await client.patch(f"/tickets/{ticket_id}", json=before, headers=staff.headers)
+    assert response.status_code == 200, response.text
+    assert (await set_status(client, customer, ticket_id, "canceled")).status_code == 200
+    return ticket_id
+
+
+CHANGES_OF_A_CANCELED_TICKET = [
+    pytest.param({"assignee_id": "other agent"}, id="reassign"),
+    pytest.param({"assignee_id": None}, id="unassign"),
+    pytest.param({"priority": "low"}, id="priority-low"),
+    pytest.param({"priority": "normal"}, id="priority-normal"),
+    pytest.param({"priority": "urgent"}, id="priority-urgent"),
+    pytest.param({"status": "pending"}, id="status-pending"),
+    pytest.param({"status": "resolved"}, id="status-resolved"),
+    pytest.param({"status": "unresolved"}, id="status-unresolved"),
+    pytest.param({"status": "unresolved", "assignee_id": None, "priority": "low"}, id="all"),
+    pytest.param({"priority": "high", "assignee_id": "other agent"}, id="one-same-one-not"),
+    pytest.param({"topic": "a new topic", "priority": "urgent"}, id="topic-and-priority"),
+]
+
+
+@pytest.mark.parametrize("change", CHANGES_OF_A_CANCELED_TICKET)
+async def test_a_canceled_ticket_changes_no_more(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    customer: Account,
+    staff: Account,
+    superuser: Account,
+    change: dict[str, Any],
+) -> None:
+    ticket_id = await canceled_ticket(client, customer, staff)
+    before = await ticket_and_events(engine, ticket_id)
+    if change.get("assignee_id") == "other agent":
+        change = {**change, "assignee_id": superuser.id}
+    for account in (staff, superuser):
+        response = await client.patch(f"/tickets/{ticket_id}", json=change, headers=account.headers)
+        assert response.status_code == 409, response.text
+        assert "canceled" in response.json()["detail"]
+    assert await ticket_and_events(engine, ticket_id) == before
+
+
+async def test_a_canceled_ticket_refuses_a_change_before_checking_the_assignee(
+    client: httpx.AsyncClient, engine: AsyncEngine, customer: Account, staff: Account
+) -> None:
+    ticket_id = await canceled_ticket(client, customer, staff)
+    before = await ticket_and_events(engine, ticket_id)
+    response = await client.patch(
+        f"/tickets/{ticket_id}", json={"assignee_id": customer.id}, headers=staff.headers
+    )
+    assert response.status_code == 409
+    assert await ticket_and_events(engine, ticket_id) == before
+
+
+async def test_a_canceled_ticket_takes_its_own_values_as_a_no_op(
+    client: httpx.AsyncClient, engine: AsyncEngine, customer: Account, staff: Account
+) -> None:
+    ticket_id = await canceled_ticket(client, customer, staff)
+    before = await ticket_and_events(engine, ticket_id)
+    same = {"assignee_id": staff.id, "priority": "high"}
+    response = await client.patch(f"/tickets/{ticket_id}", json=same, headers=staff.headers)
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["priority"]) == ("canceled", "high")
+    assert (await set_status(client, customer, ticket_id, "canceled")).status_code == 200
+    assert await ticket_and_events(engine, ticket_id) == before
 
 
 async def test_same_status_is_a_200_no_op(

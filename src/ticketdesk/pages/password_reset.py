@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import Response
 
 from ticketdesk.errors import BadRequest
@@ -30,9 +30,9 @@ async def ask_page(request: Request, viewer: MaybeSignedIn) -> Response:
 @router.post("/app/password-reset", dependencies=[SameOrigin])
 async def ask(
     request: Request,
-    db: DbHandle,
     limiter: Limiter,
     settings: AppSettings,
+    after_answer: BackgroundTasks,
     email: Annotated[str, Form()] = "",
 ) -> Response:
     if not email.strip():
@@ -40,7 +40,9 @@ async def ask(
         return render(request, "reset_request.html", {"errors": errors}, 400)
     address = normalize_email(email)
     await limit_reset_request(limiter, address=client_address(request), email=address)
-    await service.request_reset(db, email=address, settings=settings)
+    service.request_reset(
+        after_answer, request.app.state.database, email=address, settings=settings
+    )
     return render(request, "reset_sent.html", {"email": email.strip()})
 
 

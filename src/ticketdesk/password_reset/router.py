@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, BackgroundTasks, Request, status
 
 from ticketdesk.password_reset import service
 from ticketdesk.password_reset.schemas import ResetAccepted, ResetConfirm, ResetRequest
@@ -17,13 +17,17 @@ ACCEPTED = "if an account has this address, a link to set a new password is on i
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=responses(400, 429))
 async def request_reset(
-    body: ResetRequest, db: DbHandle, settings: AppSettings, limiter: Limiter, request: Request
+    body: ResetRequest,
+    settings: AppSettings,
+    limiter: Limiter,
+    request: Request,
+    after_answer: BackgroundTasks,
 ) -> ResetAccepted:
-    """Mail a link to set a new password, valid 30 minutes and once. The answer is the same
-    whether the address has an account or not."""
+    """Mail a link to set a new password, valid 30 minutes and once. The answer is the same,
+    and as quick, whether the address has an account or not."""
     email = normalize_email(body.email)
     await limit_reset_request(limiter, address=client_address(request), email=email)
-    await service.request_reset(db, email=email, settings=settings)
+    service.request_reset(after_answer, request.app.state.database, email=email, settings=settings)
     return ResetAccepted(detail=ACCEPTED)
 
 

@@ -1,5 +1,6 @@
 """A reset link by mail, valid 30 minutes and once; using it sets the password and signs
-out every session. Whether an address has an account is never told."""
+out every session. Whether an address has an account is never told, not even by how long
+the answer takes: a request is answered before anything depends on the address."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from starlette.background import BackgroundTasks
+
 from ticketdesk.auth import repository as auth_repository
 from ticketdesk.auth import service as auth
 from ticketdesk.auth.security import hash_password
-from ticketdesk.db import Db
+from ticketdesk.db import Database, Db
 from ticketdesk.errors import BadRequest
 from ticketdesk.jobs import repository as jobs
 from ticketdesk.jobs.repository import NewJob
@@ -32,13 +35,37 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def request_reset(db: Db, *, email: str, settings: Settings) -> None:
-    """Mail the account of `email` (already normalized) a link, if there is such an account."""
-    user = await repository.active_user(db, email)
-    if user is None:
-        return
+def request_reset(
+    after_answer: BackgroundTasks, database: Database, *, email: str, settings: Settings
+) -> None:
+    """Mail the account of `email` (already normalized) a link, if there is such an account,
+    once the answer is sent.
+
+    Looking the account up, keeping the link and queueing its mail take time only a known
+    address costs; done before the answer, that time told which addresses have accounts.
+    So the request does nothing with the address that the answer waits for, and is the
+    same work for every address. The price: a link that cannot be made (the database is
+    away) is logged, not told; asking again makes another.
+    """
     if not settings.mail_enabled:
         log.warning("a password reset was asked for, but no mail can be sent (SMTP_HOST)")
+        return
+    after_answer.add_task(mail_link, database, email=email, settings=settings)
+
+
+async def mail_link(database: Database, *, email: str, settings: Settings) -> None:
+    """Keep a new link of the account of `email`, if any, and queue its mail, in a
+    transaction of its own (nobody waits for it to raise)."""
+    try:
+        async with database.session() as db:
+            await _mail_link(db, email=email, settings=settings)
+    except Exception:
+        log.exception("a password reset link could not be made")
+
+
+async def _mail_link(db: Db, *, email: str, settings: Settings) -> None:
+    user = await repository.active_user(db, email)
+    if user is None:
         return
     token = secrets.token_urlsafe(32)
     now = utcnow()

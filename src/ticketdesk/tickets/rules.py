@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 from ticketdesk.errors import BadRequest, Conflict, Forbidden
@@ -21,7 +22,9 @@ AGENT_TARGETS: frozenset[Status] = frozenset({"pending", "resolved", "unresolved
 REOPENED_BY_CUSTOMER: frozenset[Status] = frozenset({"resolved", "unresolved"})
 INITIAL_STATUS: Status = "pending"
 """The status of a new ticket, and of one its customer writes on again."""
-CLOSED_TO_MESSAGES: frozenset[Status] = frozenset({"canceled"})
+FINAL_STATUSES: frozenset[Status] = frozenset({"canceled"})
+"""A ticket in one of these never changes again: no field of it, and no new message."""
+CLOSED_TO_MESSAGES: frozenset[Status] = FINAL_STATUSES
 OPEN_STATUSES: frozenset[Status] = frozenset({"pending", "unresolved"})
 """Tickets still being worked on: an agent who leaves is taken off these."""
 
@@ -48,11 +51,19 @@ def check_status_change(
         raise BadRequest(f"you may not set the status {new!r}")
     if new == current:
         return False
-    if current == "canceled":
-        raise Conflict("the ticket is canceled and cannot change any more")
+    check_can_change(current, ("status",))
     if new == "resolved" and not has_response:
         raise Conflict("a ticket can be resolved only after staff have responded")
     return True
+
+
+def check_can_change(current: Status, fields: Collection[str]) -> None:
+    """Refuse (Conflict) to change `fields` of a ticket in a final status: whoever asks, and
+    whatever the field, since a final status is the ticket's last word. A request that
+    changes nothing (no fields) is let through as the no-op it is."""
+    if fields and current in FINAL_STATUSES:
+        changed = ", ".join(sorted(fields))
+        raise Conflict(f"the ticket is {current} and cannot change any more (refused: {changed})")
 
 
 def message_type(*, is_agent: bool, internal: bool = False) -> MessageType:

@@ -15,7 +15,7 @@ from ticketdesk.models import utcnow
 from ticketdesk.pagination import Page, PageRequest
 from ticketdesk.schemas import MAX_ID
 from ticketdesk.tickets import repository, rules, search, sla
-from ticketdesk.tickets.repository import MessageRow, TicketFilter, TicketRow
+from ticketdesk.tickets.repository import LockedTicket, MessageRow, TicketFilter, TicketRow
 
 NO_TICKET = "no such ticket"
 PAGE_MAX_BYTES = 4 * 1024 * 1024
@@ -95,7 +95,8 @@ async def change_ticket(
 
     The author may cancel; staff set pending, resolved (after a response) or unresolved,
     assign the ticket to an active agent (or to nobody) and set its priority, which moves
-    its due times. Each change is an event.
+    its due times. A canceled ticket changes no more (`rules.check_can_change`). Each change
+    is an event.
     """
     assigns = changes.assignee_id is not UNCHANGED
     if not viewer.is_agent and (assigns or changes.priority is not None):
@@ -120,8 +121,10 @@ async def change_ticket(
             if new == "resolved":
                 values["resolved_at"] = now
             log.append(Change("status", {"status": ticket.status}, {"status": new}))
-    if assigns and changes.assignee_id != ticket.assignee_id:
-        assignee = changes.assignee_id
+    assignee = changes.assignee_id if assigns else ticket.assignee_id
+    rank = ticket.priority if changes.priority is None else rules.priority_rank(changes.priority)
+    rules.check_can_change(ticket.status, _differing(ticket, assignee_id=assignee, priority=rank))
+    if assignee != ticket.assignee_id:
         if assignee is not None and not (
             0 < assignee <= MAX_ID and await repository.is_active_agent(db, assignee)
         ):
@@ -130,16 +133,19 @@ async def change_ticket(
         log.append(
             Change("assignee", {"assignee_id": ticket.assignee_id}, {"assignee_id": assignee})
         )
-    if changes.priority is not None:
-        rank = rules.priority_rank(changes.priority)
-        if rank != ticket.priority:
-            values.update(priority=rank, **policy.due(ticket.created_at, rank)._asdict())
-            before = {"priority": rules.priority_name(ticket.priority)}
-            log.append(Change("priority", before, {"priority": changes.priority}))
+    if rank != ticket.priority:
+        values.update(priority=rank, **policy.due(ticket.created_at, rank)._asdict())
+        before = {"priority": rules.priority_name(ticket.priority)}
+        log.append(Change("priority", before, {"priority": rules.priority_name(rank)}))
     if values:
         await repository.update_ticket(db, ticket_id, values)
         await record_events(db, ticket_id=ticket_id, actor_id=viewer.id, now=now, changes=log)
     return await get_ticket(db, viewer=viewer, ticket_id=ticket_id)
+
+
+def _differing(ticket: LockedTicket, **wanted: object) -> list[str]:
+    """The fields whose wanted value is not the one the ticket has."""
+    return [name for name, value in wanted.items() if value != getattr(ticket, name)]
 
 
 async def change_status(
