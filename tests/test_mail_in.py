@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import JWT_KEY, Account, MakeUser, client_with, open_ticket
 from receivers import WebhookReceiver, sending_to, smtp_server, text_of
-from ticketdesk.mail import addresses
+from ticketdesk.mail import addresses, keys
 from ticketdesk.models import messages, tickets, users
 
 MAILS = Path(__file__).parent / "mail"
@@ -64,6 +64,15 @@ def fixture(name: str, *, to_ticket: int | None = None) -> bytes:
     if to_ticket is not None:
         raw = raw.replace(PLACEHOLDER, reply_address(to_ticket).encode())
     return raw
+
+
+def with_header(raw: bytes, name: str, value: str) -> bytes:
+    """The mail with its first `name` field (folded lines and all) set to `value`."""
+    field = re.compile(rb"(?im)^" + re.escape(name.encode()) + rb":[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*")
+    line = f"{name}: {value}".encode()
+    changed, found = field.subn(lambda _: line, raw, count=1)
+    assert found == 1
+    return changed
 
 
 async def texts_of(engine: AsyncEngine, ticket_id: int) -> list[tuple[str, str]]:
@@ -315,3 +324,140 @@ async def test_a_conversation_by_mail_end_to_end(
             calls = await receiver.wait_for(len(feed))
     assert [c.body["data"] for c in sorted(calls, key=lambda c: c.body["data"]["id"])] == feed
     assert all(call.verified for call in calls)
+
+
+async def authors(engine: AsyncEngine) -> dict[int, str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(tickets.c.id, users.c.email).join(users, users.c.id == tickets.c.author_id)
+        )
+        return {row[0]: row[1] for row in rows}
+
+
+async def test_a_message_id_is_the_same_mail_only_from_the_same_sender(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    heidis = fixture("new_ticket.eml")
+    assert mail_in(database_url, tmp_path, heidis).stdout.strip() == "opened ticket #1"
+    assert mail_in(database_url, tmp_path, heidis).stdout.strip() == "duplicate ticket #1"
+    # Bob's mail with Heidi's Message-ID is his own mail, held to his own checks: on Heidi's
+    # ticket he may not write...
+    bobs = with_header(heidis, "From", "Bob <bob@example.com>")
+    refused = mail_in(database_url, tmp_path, with_header(bobs, "To", reply_address(1)))
+    assert refused.returncode == 77 and "only its author" in refused.stderr
+    assert len(await texts_of(engine, 1)) == 1
+    # ...and to the support address it opens his own ticket, once.
+    for expected in ("opened ticket #2", "duplicate ticket #2"):
+        done = mail_in(database_url, tmp_path, bobs)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == expected
+    assert await authors(engine) == {1: "heidi@alps.example", 2: "bob@example.com"}
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+async def test_the_receipt_for_a_mail_with_a_folded_message_id_is_delivered(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine, newline: str
+) -> None:
+    raw = fixture("new_ticket.eml").replace(b"\n", newline.encode())
+    folded = f"<8f14e45f-ceea-467f-{newline} a8f1-8b7c9c0e9d2a@alps.example>"
+    raw = with_header(raw, "Message-ID", folded)
+    with smtp_server() as (box, port):
+        settings = sending_to(port, mail_from=f"Acme Support <support@{DOMAIN}>")
+        async with client_with(database_url, tmp_path, **settings):
+            opened = await asyncio.to_thread(mail_in, database_url, tmp_path, raw)
+            assert opened.stdout.strip() == "opened ticket #1", opened.stderr
+            (receipt,) = await box.wait_for(1)
+    unfolded = "<8f14e45f-ceea-467f-a8f1-8b7c9c0e9d2a@alps.example>"
+    assert (receipt["In-Reply-To"], receipt["References"]) == (unfolded, unfolded)
+    assert receipt["To"] == "Heidi Klum <heidi@alps.example>"
+    again = mail_in(database_url, tmp_path, raw)
+    assert again.stdout.strip() == "duplicate ticket #1"
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        f"support@{DOMAIN}",
+        "Acme Support <SUPPORT@Support.Example.com>",
+        "a reply address",
+        f"support+t24-0123456789abcdef@{DOMAIN}",
+        f"SUPPORT+T24-0123456789ABCDEF@{DOMAIN.upper()}",
+        f"support+anything@{DOMAIN}",
+        f"someone+t24-00@{DOMAIN}",
+    ],
+    ids=["support", "support-named", "reply", "reply-form", "reply-upper", "plus", "other-plus"],
+)
+async def test_mail_from_an_address_of_ours_is_dropped_and_makes_no_account(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine, sender: str
+) -> None:
+    sender = reply_address(24) if sender == "a reply address" else sender
+    for to in ("Support <support@support.example.com>", reply_address(24)):
+        raw = with_header(with_header(fixture("new_ticket.eml"), "From", sender), "To", to)
+        done = mail_in(database_url, tmp_path, raw)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("dropped:") and "our own" in done.stdout
+    assert await count(engine, users) == 0
+    assert await count(engine, tickets) == 0
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "=?utf-8?q?Eve=0D=0ABcc=3A_evil=40example=2Ecom?= <dave@example.com>",
+        "=?utf-8?q?Eve=0D=0ABcc:=20evil@example.com?= <dave@example.com>",
+        "=?utf-8?q?Eve=0D=0ABcc:_evil@example.com?= <dave@example.com>",
+        "=?utf-8?b?RXZlDQpCY2M6IGV2aWxAZXhhbXBsZS5jb20=?= <dave@example.com>",
+        "=?utf-8?q?Eve=0ABcc=3A_evil=40example=2Ecom?= <dave@example.com>",
+        '"=?utf-8?q?Eve=0D=0ABcc=3A_evil=40example=2Ecom?=" <dave@example.com>',
+        "Eve <=?utf-8?q?dave=0D=0A?=@example.com>",
+        "Dave <dave@example..com>",
+        "Dave <dave@localhost>",
+    ],
+    ids=[
+        "q-crlf",
+        "q-raw-at",
+        "q-underscore",
+        "b-crlf",
+        "q-lf",
+        "quoted",
+        "in-address",
+        "double-dot",
+        "no-dot",
+    ],
+)
+async def test_a_from_that_is_no_valid_address_is_refused_and_stored_nowhere(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine, sender: str
+) -> None:
+    done = mail_in(database_url, tmp_path, with_header(fixture("new_ticket.eml"), "From", sender))
+    assert done.returncode == 65, (done.stdout, done.stderr)
+    assert "not a mail we can read" in done.stderr and "From" in done.stderr
+    assert await count(engine, users) == 0
+    assert await count(engine, tickets) == 0
+
+
+def test_our_own_addresses() -> None:
+    def ours(address: str, domain: str = DOMAIN) -> bool:
+        return addresses.is_our_address(address, support_address=f"help@{DOMAIN}", domain=domain)
+
+    assert ours(f"help@{DOMAIN}") and ours(f"Help+Whatever@{DOMAIN.upper()}")
+    assert ours("help+t5-0a@replies.example", "replies.example")
+    assert ours(f"help+t5-0a@{DOMAIN}", "replies.example")  # the support address's domain
+    assert ours(f"sales+t5-0a@{DOMAIN}")
+    assert not ours(f"sales@{DOMAIN}") and not ours(f"sales+news@{DOMAIN}")
+    assert not ours("help@elsewhere.example") and not ours("help+t5-0a@elsewhere.example")
+
+
+def test_a_mail_key_keeps_the_message_id_and_tells_senders_apart() -> None:
+    heidi = keys.mail_key("heidi@alps.example", "m1@alps.example", b"raw")
+    bob = keys.mail_key("bob@example.com", "m1@alps.example", b"raw")
+    assert heidi != bob and len(heidi) <= keys.KEY_LENGTH
+    assert heidi == keys.mail_key("heidi@alps.example", "m1@alps.example", b"other bytes")
+    assert keys.message_id_of(heidi) == keys.message_id_of(bob) == "m1@alps.example"
+    long = "x" * 240 + "@alps.example"
+    digest = keys.mail_key("heidi@alps.example", long, b"raw")
+    assert len(digest) <= keys.KEY_LENGTH and keys.message_id_of(digest) is None
+    assert digest != keys.mail_key("bob@example.com", long, b"raw")
+    assert keys.message_id_of(keys.mail_key("heidi@alps.example", None, b"raw")) is None
+    # Keys stored before the sender was part of them: the Message-ID alone, maybe folded.
+    assert keys.message_id_of("m1@alps.example") == "m1@alps.example"
+    assert keys.message_id_of("m1-\n a@alps.example") == "m1-a@alps.example"

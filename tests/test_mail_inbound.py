@@ -511,3 +511,43 @@ def test_html_parts_of_gmail_and_outlook_lose_their_history() -> None:
         "Hello,\n\nthe replacement toner arrived, thank you. Could you also send the invoice"
         " for it?\n\nKind regards\nCarol"
     )
+
+
+def test_a_folded_message_id_is_one_id_without_whitespace() -> None:
+    for newline in ("\n", "\r\n"):
+        found = parse(
+            mail(
+                f"Message-ID: <8f14e45f-ceea-{newline} 467f@alps.example>\n"
+                f"In-Reply-To: <t12.m3@support.{newline}\texample.com>\n"
+                f"References: <t12.m1@support.example.com> <t12.m3@support.{newline} example.com>"
+            )
+        )
+        assert found.message_id == "8f14e45f-ceea-467f@alps.example"
+        assert found.in_reply_to == (ROOT, FIRST)
+    assert parse(mail("Message-ID: 8f14e45f-\n ceea@alps.example")).message_id == (
+        "8f14e45f-ceea@alps.example"
+    )
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "=?utf-8?q?Eve=0D=0ABcc=3A_evil=40example=2Ecom?= <dave@example.com>",
+        "=?utf-8?q?Eve=0D=0ABcc:=20evil@example.com?= <dave@example.com>",
+        "=?utf-8?b?RXZlDQpCY2M6IGV2aWxAZXhhbXBsZS5jb20=?= <dave@example.com>",
+        "=?utf-8?q?Eve=0ABcc=3A_evil=40example=2Ecom?= <dave@example.com>",
+        "=?utf-8?q?Eve=0DBcc=3A_evil=40example=2Ecom?= <dave@example.com>",
+        "Eve <=?utf-8?q?dave=0D=0A?=@example.com>",
+        "Dave <dave@example..com>",
+        "Dave <dave@localhost>",
+        "Dave <dave@exa_mple.com>",
+    ],
+)
+def test_a_from_that_hides_a_header_or_is_no_valid_address_is_invalid(sender: str) -> None:
+    with pytest.raises(InvalidMail, match="From"):
+        parse(mail(f"From: {sender}"))
+
+
+def test_an_encoded_from_name_is_decoded_to_one_line() -> None:
+    found = parse(mail("From: =?utf-8?q?Ren=C3=A9_=09Dupr=C3=A9?= <Rene@Exemple.FR>"))
+    assert (found.sender, found.sender_name) == ("rene@exemple.fr", "Ren\u00e9 Dupr\u00e9")

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from conftest import JWT_KEY, MakeUser, _free_port, client_with, open_ticket
+from conftest import JWT_KEY, MakeUser, _free_port, client_with, make_settings, open_ticket
 from receivers import Mailbox, html_of, sending_to, text_of
-from ticketdesk.mail import addresses
+from ticketdesk.mail import addresses, outbound
 from ticketdesk.models import jobs
 
 DOMAIN = "support.example.com"
@@ -190,3 +190,37 @@ def test_reply_addresses_cannot_be_made_up() -> None:
     assert addresses.ticket_of(key, address, domain="elsewhere.example") is None
     assert addresses.is_ours("<t42.e7@example.com>", "example.com")
     assert not addresses.is_ours("<CAF=abc@mail.gmail.com>", "example.com")
+
+
+async def test_header_values_with_line_breaks_are_sent_on_one_line(
+    database_url: URL, tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> None:
+    """What people and other mail wrote reaches the headers: a line break in it would
+    make the mail unsendable, or add a header of its own."""
+    box, port = mailbox
+    settings = make_settings(database_url, tmp_path, **sending_to(port))
+    mail = outbound.Mail(
+        to="carla@example.com",
+        to_name="Carla\r\nBcc: evil@example.com",
+        subject="[#1] Printer\r\n on fire\nBcc: evil@example.com",
+        template="received",
+        context={
+            "ticket_id": 1,
+            "topic": "Printer on fire",
+            "text": "Smoke!",
+            "author": "Carla",
+            "author_email": "carla@example.com",
+            "link": "https://help.example.com/app/tickets/1",
+        },
+        message_id=f"t1.c@{DOMAIN}",
+        thread="8f14e45f-ceea-\r\n 467f@alps.example\n",
+        reply_to=mac_address(1) + "\r\n",
+    )
+    assert await outbound.send(outbound.compose(mail, settings), settings) == 250
+    (sent,) = await box.wait_for(1)
+    assert sent["To"] == '"Carla Bcc: evil@example.com" <carla@example.com>'
+    assert sent["Subject"] == "[#1] Printer on fire Bcc: evil@example.com"
+    assert sent["In-Reply-To"] == sent["References"] == "<8f14e45f-ceea-467f@alps.example>"
+    assert sent["Reply-To"] == mac_address(1)
+    assert sent["Bcc"] is None
+    assert box.mails[0][0] == ["carla@example.com"]  # the envelope: no one else

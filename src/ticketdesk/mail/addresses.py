@@ -20,6 +20,7 @@ _REPLY = re.compile(
     r"(?P<local>[^+@]+)\+t(?P<ticket>[1-9][0-9]{0,18})-(?P<mac>[0-9a-f]+)@(?P<domain>.+)"
 )
 _OURS = re.compile(r"(t[0-9]+|reset)(\.[a-z0-9]+)*@(?P<domain>.+)")
+_REPLY_TAG = re.compile(r"t[0-9]+-[0-9a-f]*")
 
 
 def _mac(key: bytes, ticket_id: int) -> str:
@@ -64,3 +65,16 @@ def is_ours(message_id: str | None, domain: str) -> bool:
         return False
     match = _OURS.fullmatch(message_id.strip("<> ").lower())
     return match is not None and match["domain"] == domain
+
+
+def is_our_address(address: str, *, support_address: str, domain: str) -> bool:
+    """Whether an address is one of ours: the support address, a reply address (whatever its
+    MAC), or any plus-address of the support mailbox, in the reply domain or the support
+    address's. Mail from one is our own mail come back, or a forged sender; an account for
+    it would let a stranger read what we mail to it."""
+    local, _, at = address.strip().lower().rpartition("@")
+    support_local, _, support_domain = support_address.lower().rpartition("@")
+    if at not in (domain.lower(), support_domain):
+        return False
+    base, plus, tag = local.partition("+")
+    return base == support_local or (bool(plus) and _REPLY_TAG.fullmatch(tag) is not None)

@@ -17,8 +17,10 @@ from email import errors, message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
+from typing import Annotated
 
 from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
+from pydantic import EmailStr, Field, TypeAdapter, ValidationError
 
 from ticketdesk.mail.html import html_to_text
 
@@ -47,11 +49,13 @@ _ATTRIBUTION = re.compile(
     r"(.{0,200}\s)?(?:wrote|schrieb|écrit|escribió|scritto|schreef)\b.{0,80}:"
 )
 _CHARSETS = {"ascii": "utf-8", "iso8859-1": "cp1252"}  # as browsers read what is so labelled
+# A sender is held to what registration takes (users/schemas.py): an account is made for it.
+_ADDRESS: TypeAdapter[str] = TypeAdapter(Annotated[EmailStr, Field(max_length=320)])
 _ENCODED_NAME = re.compile(r"\b(?:file)?name\s*=\s*(=\?[^\s;\"]+\?=)", re.IGNORECASE)
 
 
 class InvalidMail(ValueError):
-    """The bytes are not a mail we can read (no From address, not RFC 5322...)."""
+    """The bytes are not a mail we can read (no valid From address, not RFC 5322...)."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,9 @@ class InboundAttachment:
 
 @dataclass(frozen=True)
 class InboundMail:
-    message_id: str | None  # without angle brackets
-    sender: str  # the From address, lower-case
-    sender_name: str  # the From display name, "" if none
+    message_id: str | None  # without angle brackets, unfolded: never any whitespace
+    sender: str  # the From address, lower-case, valid as registration takes an email
+    sender_name: str  # the From display name on one line, "" if none
     recipients: tuple[str, ...]  # To, Cc, Delivered-To, X-Original-To, Envelope-To; lower-case
     subject: str  # whitespace collapsed
     in_reply_to: tuple[str, ...]  # message ids of In-Reply-To, then References
@@ -93,7 +97,7 @@ def _read(msg: EmailMessage) -> InboundMail:
     if body is not None:
         text = _decode(body)
         text = html_to_text(text) if body.get_content_type() == "text/html" else text
-    ids = [_MSG_ID.findall(v) or v.split() for v in _raw(msg, "in-reply-to", "references")]
+    ids = [_ids(v) or v.split() for v in _raw(msg, "in-reply-to", "references")]
     return InboundMail(
         message_id=_message_id(msg),
         sender=sender,
@@ -123,24 +127,47 @@ def _header(msg: Message, name: str) -> str:
 
 
 def _from(msg: Message) -> tuple[str, str]:
-    """The display name and the address (lower-case) of the first usable From address."""
+    """The display name and the address (lower-case) of the first usable From address.
+    InvalidMail when that address is not valid, or its decoded name breaks the line (RFC 2047
+    can hide a CR LF and a header of its own there): what such a From says is no sender."""
     try:
         header = msg.get("from")
         pairs = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
-    except _BROKEN:
-        pairs = getaddresses(_raw(msg, "from"))
+    except _BROKEN:  # the library refuses a name or address that decodes to CR or LF
+        pairs = [(_decoded(name), address) for name, address in getaddresses(_raw(msg, "from"))]
     for name, address in pairs:
         local, _, domain = address.strip().rpartition("@")
-        if local and domain:
-            return " ".join(_clean(name).split()), address.strip().lower()
+        if not (local and domain):
+            continue
+        if any(c in part for part in (name, _decoded(address)) for c in "\r\n"):
+            raise InvalidMail("the From field holds a line break")
+        try:
+            _ADDRESS.validate_python(address.strip())
+        except ValidationError:
+            raise InvalidMail(f"the From address is not valid: {address.strip()[:80]!r}") from None
+        return " ".join(_clean(name).split()), address.strip().lower()
     return "", ""
+
+
+def _decoded(text: str) -> str:
+    """A header value with its RFC 2047 encoded words decoded, as far as they decode."""
+    try:
+        return str(make_header(decode_header(text)))
+    except _BROKEN:
+        return text
 
 
 def _message_id(msg: Message) -> str | None:
     value = next(iter(_raw(msg, "message-id")), "").strip()
-    found = _MSG_ID.search(value)
-    value = found.group(1) if found else value.strip("<> \t\r\n")
+    found = _ids(value)
+    value = found[0] if found else "".join(value.split()).strip("<>")
     return value or None
+
+
+def _ids(value: str) -> list[str]:
+    """The <bracketed> message ids of a header value, unfolded: an id has no whitespace, so
+    any a line break or a careless client left in one is no part of it."""
+    return _MSG_ID.findall("".join(value.split()))
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

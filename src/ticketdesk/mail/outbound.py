@@ -45,19 +45,22 @@ class Mail(BaseModel):
 
 
 def compose(mail: Mail, settings: Settings) -> EmailMessage:
-    """The mail with a text part and an HTML alternative, both from its templates."""
+    """The mail with a text part and an HTML alternative, both from its templates. Header
+    values come from what people and other mail wrote: each is made one line, or the mail
+    library refuses the mail (and the job would fail for good)."""
     context = {**mail.context, "to_name": mail.to_name}
     message = EmailMessage()
     message["From"] = settings.mail_from
-    message["To"] = formataddr((mail.to_name, mail.to))
-    message["Subject"] = mail.subject
-    message["Message-ID"] = f"<{mail.message_id}>"
+    message["To"] = formataddr((_one_line(mail.to_name), _unspaced(mail.to)))
+    message["Subject"] = _one_line(mail.subject)
+    message["Message-ID"] = f"<{_unspaced(mail.message_id)}>"
     message["Date"] = format_datetime(utcnow())
-    if mail.thread is not None:
-        message["In-Reply-To"] = f"<{mail.thread}>"
-        message["References"] = f"<{mail.thread}>"
+    thread = _unspaced(mail.thread or "")
+    if thread:
+        message["In-Reply-To"] = f"<{thread}>"
+        message["References"] = f"<{thread}>"
     if mail.reply_to is not None:
-        message["Reply-To"] = mail.reply_to
+        message["Reply-To"] = _unspaced(mail.reply_to)
     # Mail of ours must never draw an auto-reply (RFC 3834), nor be answered by one.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
@@ -65,6 +68,17 @@ def compose(mail: Mail, settings: Settings) -> EmailMessage:
     html = _ENVIRONMENT.get_template(f"{mail.template}.html").render(context)
     message.add_alternative(html, subtype="html")
     return message
+
+
+def _one_line(text: str) -> str:
+    """Text for a header: its line breaks (and runs of spaces) one space."""
+    return " ".join(text.split())
+
+
+def _unspaced(value: str) -> str:
+    """A message id or an address for a header: neither holds whitespace, so a line break
+    left in one (a folded Message-ID stored as it came) is none of it."""
+    return "".join(value.split()).strip("<>")
 
 
 class SendFailed(Exception):

@@ -3,13 +3,15 @@
 A reply to a ticket's reply address (its MAC checked) is posted on that ticket as its
 author's, if the sender is that author; a mail to the support address opens a ticket for
 its sender, who gets an account without a password when the address is new (they can set
-one with a password reset). Mail that no person wrote, and our own mail come back, are
-dropped; a mail delivered twice is stored once.
+one with a password reset). Mail that no person wrote, and our own mail come back (by its
+Message-ID, or a From that is an address of ours: a loop, or a forged sender), are dropped
+before anything else is looked at; a From that is no valid address never gets this far
+(`inbound.parse` refuses it). A mail delivered twice is stored once: the same sender with
+the same Message-ID (`keys`), so copying someone's Message-ID drops nothing of theirs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from ticketdesk.auth.principal import Viewer
 from ticketdesk.auth.security import TokenClaims
 from ticketdesk.db import Db, UniqueViolation
 from ticketdesk.errors import TicketdeskError
-from ticketdesk.mail import addresses, repository
+from ticketdesk.mail import addresses, keys, repository
 from ticketdesk.mail.inbound import InboundMail
 from ticketdesk.mail.repository import Person
 from ticketdesk.models import utcnow
@@ -49,23 +51,14 @@ class Received:
     reason: str = ""
 
 
-def mail_key(mail: InboundMail, raw: bytes) -> str:
-    """What tells a mail from another: its Message-ID, or its bytes' hash."""
-    if mail.message_id:
-        return mail.message_id[:255]
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
 async def receive(
     db: Db, storage: Storage, settings: Settings, mail: InboundMail, raw: bytes
 ) -> Received:
-    domain = settings.reply_domain
     sender = normalize_email(mail.sender)
-    if mail.automatic:
-        return Received("dropped", None, "sent automatically (an auto-reply, bounce or list)")
-    if addresses.is_ours(mail.message_id, domain) or sender == settings.support_address:
-        return Received("dropped", None, "our own mail came back")
-    key = mail_key(mail, raw)
+    dropped = _why_dropped(mail, sender, settings)
+    if dropped is not None:
+        return Received("dropped", None, dropped)
+    key = keys.mail_key(sender, mail.message_id, raw)
     earlier = await repository.seen(db, key)
     if earlier is not None:
         return Received("duplicate", earlier, "delivered before")
@@ -83,6 +76,21 @@ async def receive(
         await db.finish(commit=False)
         return Received("duplicate", await repository.seen(db, key), "delivered twice at once")
     return Received(outcome, ticket_id)
+
+
+def _why_dropped(mail: InboundMail, sender: str, settings: Settings) -> str | None:
+    """Why a mail is dropped, not bounced (None: it is taken): a bounce would answer an
+    autoresponder, or go back to an address of ours: a loop either way."""
+    if mail.automatic:
+        return "sent automatically (an auto-reply, bounce or list)"
+    if addresses.is_ours(mail.message_id, settings.reply_domain):
+        return "our own mail came back"
+    ours = addresses.is_our_address(
+        sender, support_address=settings.support_address, domain=settings.reply_domain
+    )
+    if ours:
+        return "sent from our own address (our mail come back, or a forged sender)"
+    return None
 
 
 def _addressed_ticket(mail: InboundMail, settings: Settings) -> int | None:

@@ -7,6 +7,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, select
 
 from ticketdesk.db import Db, Statement
+from ticketdesk.mail.keys import message_id_of
 from ticketdesk.models import inbound_mails, messages, tickets, users
 
 
@@ -78,7 +79,7 @@ _FIRST_MAIL = Statement(
 async def first_mail(db: Db, ticket_id: int) -> str | None:
     """The Message-ID of the mail that opened the ticket, if one did."""
     row = await db.first(_FIRST_MAIL, {"ticket_id": ticket_id})
-    return str(row[0]) if row is not None else None
+    return message_id_of(str(row[0])) if row is not None else None
 
 
 _AGENTS = Statement(
