@@ -1,4 +1,5 @@
-"""The event feed never skips an event, however its writers' commits interleave."""
+"""The event feed never skips an event, however its writers' commits interleave; a ticket's
+history counts what its viewer may see."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conftest import Account, make_settings, open_ticket
 from ticketdesk.db import open_database
 from ticketdesk.events import repository as events
-from ticketdesk.events.repository import Change
+from ticketdesk.events.repository import PUBLIC_KINDS, Change
 from ticketdesk.models import utcnow
 
 WRITERS = 50
@@ -81,3 +82,37 @@ async def test_a_follower_sees_every_committed_event_exactly_once(
     written = [json.loads(row.after or "{}")["writer"] for row in seen if row.kind == "status"]
     assert sorted(written) == sorted(committed)
     assert len(committed) == 2 * len([n for n in range(WRITERS) if n % 7 != 0])
+
+
+async def test_the_history_counts_what_its_viewer_may_see(
+    client: httpx.AsyncClient, customer: Account, other_customer: Account, staff: Account
+) -> None:
+    ticket_id = await open_ticket(client, customer)
+    path = f"/tickets/{ticket_id}"
+    note = {"text": "n", "internal": True}
+    staff_only = [  # a note, an assignment and a priority: never shown to the author
+        await client.post(f"{path}/messages", json=note, headers=staff.headers),
+        await client.patch(path, json={"assignee_id": staff.id}, headers=staff.headers),
+        await client.patch(path, json={"priority": "high"}, headers=staff.headers),
+    ]
+    assert [change.status_code for change in staff_only] == [201, 200, 200]
+    for account in (staff, customer):
+        reply = {"text": f"from {account.email}"}
+        posted = await client.post(f"{path}/messages", json=reply, headers=account.headers)
+        assert posted.status_code == 201
+
+    totals = {}
+    for account in (staff, customer):
+        whole = await client.get(f"{path}/events?limit=1000", headers=account.headers)
+        assert "X-Total-Count" not in whole.headers  # only when asked
+        counted = await client.get(f"{path}/events?limit=1&count=true", headers=account.headers)
+        assert counted.status_code == 200
+        assert len(counted.json()) == 1 and 'rel="next"' in counted.headers["Link"]
+        totals[account.id] = int(counted.headers["X-Total-Count"])
+        assert totals[account.id] == len(whole.json())
+    assert totals[staff.id] == totals[customer.id] + len(staff_only)
+    seen_by_author = await client.get(f"{path}/events", headers=customer.headers)
+    assert {event["kind"] for event in seen_by_author.json()} <= set(PUBLIC_KINDS)
+
+    other = await client.get(f"{path}/events?count=true", headers=other_customer.headers)
+    assert other.status_code == 404 and "X-Total-Count" not in other.headers

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -74,8 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await anyio.to_thread.run_sync(dummy_hash)  # computed once, before the first login
         memory = asyncio.get_running_loop().create_task(_record_memory(), name="memory gauge")
         try:
-            yield
+            with _when_told_to_stop(app.state.new_events.close):
+                yield
         finally:
+            app.state.new_events.close()
             memory.cancel()
             sweeper.cancel()
             if worker is not None:
@@ -155,6 +162,51 @@ def _wrap_in_request_edge(app: FastAPI, policy: BrowserPolicy, settings: Setting
         return RequestEdge(build_stack(), policy, settings.max_body_bytes, forms)
 
     app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SignalHandler = Callable[[int, FrameType | None], Any]
+
+
+@contextmanager
+def _when_told_to_stop(callback: Callable[[], None]) -> Iterator[None]:
+    """Call `callback` in the event loop as soon as the server is told to stop.
+
+    The server (uvicorn) handles SIGTERM and SIGINT, then waits for the responses in flight
+    before it tells the app anything; an event stream never ends by itself, so it would
+    hold the stop for SHUTDOWN_TIMEOUT and be cancelled. The server's handlers are chained,
+    not replaced, and put back when the app stops. Nothing is chained outside the main
+    thread, nor to a signal no Python handler takes (SIGTERM, in a test's own process).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    chained: dict[signal.Signals, tuple[SignalHandler, SignalHandler]] = {}
+    for number in STOP_SIGNALS:
+        previous = signal.getsignal(number)
+        if callable(previous):
+            chained[number] = (_then(loop, callback, previous), previous)
+            signal.signal(number, chained[number][0])
+    try:
+        yield
+    finally:
+        for number, (ours, previous) in chained.items():
+            if signal.getsignal(number) is ours:
+                signal.signal(number, previous)
+
+
+def _then(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[], None], handler: SignalHandler
+) -> SignalHandler:
+    """A signal handler that schedules `callback`, then runs `handler`."""
+
+    def told(signum: int, frame: FrameType | None) -> Any:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to end
+            loop.call_soon_threadsafe(callback)
+        return handler(signum, frame)
+
+    return told
 
 
 MEMORY_EVERY_S = 10.0

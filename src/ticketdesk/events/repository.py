@@ -17,7 +17,7 @@ import json
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, and_, bindparam, insert, select, text
+from sqlalchemy import Integer, and_, bindparam, func, insert, select, text
 
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db, Statement, constants
@@ -145,6 +145,23 @@ async def history(
     if not rows:
         return None
     return Page.of([EventRow(*row) for row in rows if row[0] is not None], IN_ORDER, page)
+
+
+_OF_TICKET = ticket_events.c.ticket_id == bindparam("ticket_id", type_=tickets.c.id.type)
+_COUNT_HISTORY = {
+    True: Statement(select(func.count()).where(_OF_TICKET)),
+    False: Statement(
+        select(func.count()).where(_OF_TICKET, ticket_events.c.kind.in_(constants(*PUBLIC_KINDS)))
+    ),
+}
+
+
+async def count_history(db: Db, viewer: Viewer, ticket_id: int) -> int:
+    """How many of the ticket's events the viewer may see: its author, the public ones only.
+
+    For a ticket `history` has shown the viewer already: it decides who may see the ticket.
+    """
+    return int(await db.scalar(_COUNT_HISTORY[viewer.is_agent], {"ticket_id": ticket_id}))
 
 
 _FEED = Statement(

@@ -13,10 +13,15 @@ __all__ = ["EventRow"]
 
 
 async def history(db: Db, *, viewer: Viewer, ticket_id: int, page: PageRequest) -> Page[EventRow]:
-    """Agents read all of a ticket's events; its author those about public things only."""
+    """Agents read all of a ticket's events; its author those about public things only.
+
+    With the total the viewer may see, if the page asks (`count=true`)."""
     result = await repository.history(db, viewer, ticket_id, page)
     if result is None:
         raise NotFound("no such ticket")
+    if page.count:
+        total = await repository.count_history(db, viewer, ticket_id)
+        return Page(result.items, result.next_cursor, total)
     return result
 
 

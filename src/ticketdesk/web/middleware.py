@@ -157,13 +157,17 @@ class RequestEdge:
 
 
 def _without_body(send: Send) -> Send:
-    """HEAD: the GET's status and headers (its Content-Length too), and no body."""
+    """HEAD: the GET's status and headers (its Content-Length too), and the response ends there.
+
+    It ends with its head, not when the GET's body would: an event stream's body never does,
+    and the connection's next request would wait for it. The body the app goes on sending
+    is dropped; the server then tells the app that the client is gone (`http.disconnect`,
+    as for any finished response), which stops a streaming body.
+    """
 
     async def send_head(message: Message) -> None:
-        if message["type"] == "http.response.body":
-            if message.get("more_body", False):
-                return
-            message = {"type": "http.response.body", "body": b"", "more_body": False}
-        await send(message)
+        if message["type"] == "http.response.start":
+            await send(message)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     return send_head
