@@ -40,9 +40,9 @@ async def ask(
         return render(request, "reset_request.html", {"errors": errors}, 400)
     address = normalize_email(email)
     await limit_reset_request(limiter, address=client_address(request), email=address)
-    service.request_reset(
-        after_answer, request.app.state.database, email=address, settings=settings
-    )
+    later = service.request_reset(request.app.state.database, email=address, settings=settings)
+    if later is not None:
+        after_answer.add_task(later)
     return render(request, "reset_sent.html", {"email": email.strip()})
 
 

@@ -27,7 +27,9 @@ async def request_reset(
     and as quick, whether the address has an account or not."""
     email = normalize_email(body.email)
     await limit_reset_request(limiter, address=client_address(request), email=email)
-    service.request_reset(after_answer, request.app.state.database, email=email, settings=settings)
+    later = service.request_reset(request.app.state.database, email=email, settings=settings)
+    if later is not None:
+        after_answer.add_task(later)
     return ResetAccepted(detail=ACCEPTED)
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from urllib.parse import urlencode
-
-from starlette.background import BackgroundTasks
 
 from ticketdesk.auth import repository as auth_repository
 from ticketdesk.auth import service as auth
@@ -36,10 +36,10 @@ def _hash(token: str) -> str:
 
 
 def request_reset(
-    after_answer: BackgroundTasks, database: Database, *, email: str, settings: Settings
-) -> None:
-    """Mail the account of `email` (already normalized) a link, if there is such an account,
-    once the answer is sent.
+    database: Database, *, email: str, settings: Settings
+) -> Callable[[], Awaitable[None]] | None:
+    """What mails the account of `email` (already normalized) a link, if there is such an
+    account: for the caller to run once the answer is sent (None: no mail can go).
 
     Looking the account up, keeping the link and queueing its mail take time only a known
     address costs; done before the answer, that time told which addresses have accounts.
@@ -49,8 +49,8 @@ def request_reset(
     """
     if not settings.mail_enabled:
         log.warning("a password reset was asked for, but no mail can be sent (SMTP_HOST)")
-        return
-    after_answer.add_task(mail_link, database, email=email, settings=settings)
+        return None
+    return partial(mail_link, database, email=email, settings=settings)
 
 
 async def mail_link(database: Database, *, email: str, settings: Settings) -> None:
