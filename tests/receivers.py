@@ -1,4 +1,5 @@
-"""Real peers for the delivery engine's tests: an SMTP server and a webhook receiver.
+"""Real peers for the delivery engine's tests: an SMTP server, a webhook receiver, and
+endpoints that misbehave (never answer, trickle their answer, answer without end).
 
 Both listen on loopback in threads of their own, so they answer while the test's event
 loop (or another process) sends to them.
@@ -9,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import re
+import select
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -111,6 +115,8 @@ class WebhookReceiver:
         self.lock = threading.Lock()
         self.answer = answer or (lambda _id, _attempt: 204)
         self.delay_s = delay_s
+        self.in_flight = 0
+        self.most_in_flight = 0  # calls it held at once, at most
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -129,6 +135,18 @@ class WebhookReceiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _received(
+        self, handler: BaseHTTPRequestHandler, body: bytes, headers: dict[str, str]
+    ) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self._answer(handler, body, headers)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _answer(
         self, handler: BaseHTTPRequestHandler, body: bytes, headers: dict[str, str]
     ) -> None:
         webhook_id = headers.get("webhook-id", "")
@@ -169,6 +187,116 @@ class WebhookReceiver:
             await asyncio.sleep(0.05)
         with self.lock:
             raise AssertionError(f"{len(self.calls)} calls of {count} came")
+
+
+@dataclass
+class Connection:
+    """One connection a RawPeer took: when it came and went, what it was sent and sent back."""
+
+    opened: float
+    path: str = ""
+    closed: float | None = None
+    sent: int = 0
+
+
+class RawPeer:
+    """A misbehaving HTTP endpoint on loopback, one thread per connection, that records each
+    connection. `behave(peer, sock, connection)` writes the answer (or none) after the
+    request's head was read; it returns when the peer is done or the client went away.
+
+    `never_answers`, `trickles` and `answers_huge` are the usual behaviours.
+    """
+
+    def __init__(self, behave: Callable[[RawPeer, socket.socket, Connection], None]) -> None:
+        self.behave = behave
+        self.connections: list[Connection] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/hooks"
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> RawPeer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        connection = Connection(opened=time.monotonic())
+        with self.lock:
+            self.connections.append(connection)
+        try:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                received += data
+            head, _, body = received.partition(b"\r\n\r\n")
+            connection.path = head.split(b" ", 2)[1].decode()
+            length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            unread = int(length[1]) - len(body) if length else 0
+            while unread > 0:  # the request's body, read whole as a server would
+                data = sock.recv(min(unread, 65536))
+                if not data:
+                    return
+                unread -= len(data)
+            self.behave(self, sock, connection)
+        except OSError:
+            pass  # the client went away
+        finally:
+            connection.closed = time.monotonic()
+            sock.close()
+
+
+def _gone(sock: socket.socket, seconds: float) -> bool:
+    """Whether the client closed the connection within `seconds` (what it sends is read)."""
+    readable, _, _ = select.select([sock], [], [], seconds)
+    return bool(readable) and not sock.recv(65536)
+
+
+def never_answers(peer: RawPeer, sock: socket.socket, connection: Connection) -> None:
+    """Reads the request, answers nothing, and waits for the client to give up."""
+    while not peer.stopping.is_set():
+        if _gone(sock, 0.1):
+            return
+
+
+def trickles(every_s: float) -> Callable[[RawPeer, socket.socket, Connection], None]:
+    """Sends its status and headers, then one byte of the body every `every_s` seconds."""
+
+    def behave(peer: RawPeer, sock: socket.socket, connection: Connection) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+        while not peer.stopping.is_set():
+            if _gone(sock, every_s):
+                return
+            connection.sent += sock.send(b"x")
+
+    return behave
+
+
+def answers_huge(size: int) -> Callable[[RawPeer, socket.socket, Connection], None]:
+    """Answers 200 with a body of `size` bytes, streamed; `sent` counts what got out."""
+
+    def behave(peer: RawPeer, sock: socket.socket, connection: Connection) -> None:
+        sock.sendall(f"HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n".encode())
+        chunk = memoryview(b"x" * (1024 * 1024))
+        while connection.sent < size and not peer.stopping.is_set():
+            connection.sent += sock.send(chunk[: size - connection.sent])
+
+    return behave
 
 
 def sending_to(port: int, **overrides: Any) -> dict[str, Any]:

@@ -11,9 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import JWT_KEY, Account, MakeUser, _free_port, client_with, open_ticket
+from ticketdesk.models import jobs, utcnow, webhooks
+from ticketdesk.webhooks import delivery
 
 TOKEN = "a-metrics-token-for-the-tests"
 SCRAPER = {"Authorization": f"Bearer {TOKEN}"}
@@ -88,6 +92,64 @@ async def test_metrics_count_requests_by_route_and_what_else_an_operator_watches
     assert value(text, "ticketdesk_process_resident_memory_bytes") > 10_000_000
     routes = set(re.findall(r'route="([^"]*)"', text))
     assert not any(re.search(r"/\d", route) for route in routes)  # templates, never ids
+
+
+async def test_metrics_show_the_mail_and_webhook_lanes_and_paused_endpoints(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    now = utcnow()
+    async with engine.begin() as conn:
+        hooks = [
+            (
+                await conn.execute(
+                    insert(webhooks)
+                    .values(
+                        url=f"https://hooks.example.com/{n}",
+                        events='["created"]',
+                        secret=delivery.new_secret(),
+                        created_at=now,
+                        **health,
+                    )
+                    .returning(webhooks.c.id)
+                )
+            ).scalar_one()
+            for n, health in enumerate(
+                [
+                    {},
+                    {"consecutive_failures": 10, "paused_until": now, "paused_reason": "down"},
+                    {"is_active": False, "disabled_reason": "gone"},
+                ]
+            )
+        ]
+        rows = [("mail", "queued", None)] * 2 + [("mail", "running", None)]
+        rows += [("webhook", "queued", hooks[1])] * 5 + [("webhook", "running", hooks[0])]
+        rows += [("webhook", "done", hooks[0])] * 3
+        await conn.execute(
+            insert(jobs),
+            [
+                {
+                    "key": f"{kind}:{n}",
+                    "kind": kind,
+                    "payload": "{}",
+                    "status": status,
+                    "attempts": 0,
+                    "run_at": now,
+                    "created_at": now,
+                    "webhook_id": hook,
+                }
+                for n, (kind, status, hook) in enumerate(rows)
+            ],
+        )
+    async with client_with(database_url, tmp_path, metrics_token=TOKEN) as client:
+        text = (await client.get("/metrics", headers=SCRAPER)).text
+    assert value(text, "ticketdesk_jobs", state="queued") == 7
+    assert value(text, "ticketdesk_jobs", state="done") == 3
+    assert value(text, "ticketdesk_lane_jobs", lane="mail", state="queued") == 2
+    assert value(text, "ticketdesk_lane_jobs", lane="mail", state="running") == 1
+    assert value(text, "ticketdesk_lane_jobs", lane="webhook", state="queued") == 5
+    assert value(text, "ticketdesk_lane_jobs", lane="webhook", state="running") == 1
+    for state in ("active", "paused", "disabled"):
+        assert value(text, "ticketdesk_webhook_endpoints", state=state) == 1
 
 
 @pytest.mark.postgresql_only

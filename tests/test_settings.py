@@ -127,3 +127,14 @@ def test_every_setting_is_in_the_readme_table_and_in_env_example() -> None:
     assert documented - names == set(), "the README's table names settings that do not exist"
     assert names - example == set(), "settings missing from .env.example"
     assert example - names == set(), ".env.example names settings that do not exist"
+
+
+def test_a_lease_shorter_than_a_jobs_deadline_is_refused() -> None:
+    """Else a second attempt could start while the first call is still open."""
+    with pytest.raises(ValidationError, match="job_lease_seconds"):
+        settings(job_lease_seconds=60, webhook_timeout=58)
+    with pytest.raises(ValidationError, match="job_lease_seconds"):
+        settings(job_lease_seconds=12, smtp_timeout=10)
+    assert settings(job_lease_seconds=15, webhook_timeout=10, smtp_timeout=10)
+    with pytest.raises(ValidationError, match="webhook_pause_max_seconds"):
+        settings(webhook_pause_seconds=600, webhook_pause_max_seconds=300)

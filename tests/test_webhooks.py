@@ -137,6 +137,75 @@ async def test_private_targets_are_refused_unless_allowed(
         assert allowed.status_code == 201
 
 
+EMBEDDED = [
+    # 6to4: 2002:AABB:CCDD::/48 carries AA.BB.CC.DD.
+    ("2002:7f00:1::", "127.0.0.1"),
+    ("2002:a01:203::1", "10.1.2.3"),
+    ("2002:a9fe:a9fe::", "169.254.169.254"),
+    # Teredo: the client is the last 32 bits, inverted (the server, 65.54.227.120, is public).
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),
+    ("2001:0:4136:e378:8000:63bf:f5fe:fdfc", "10.1.2.3"),
+    ("2001:0:4136:e378:8000:63bf:5601:5601", "169.254.169.254"),
+    # NAT64, well-known and local-use prefixes: the last 32 bits.
+    ("64:ff9b::7f00:1", "127.0.0.1"),
+    ("64:ff9b::a01:203", "10.1.2.3"),
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+    ("64:ff9b:1::7f00:1", "127.0.0.1"),
+    ("64:ff9b:1::a9fe:a9fe", "169.254.169.254"),
+    # IPv4-mapped and IPv4-compatible.
+    ("::ffff:10.1.2.3", "10.1.2.3"),
+    ("::ffff:169.254.169.254", "169.254.169.254"),
+    ("::127.0.0.1", "127.0.0.1"),
+    ("::10.1.2.3", "10.1.2.3"),
+    ("::169.254.169.254", "169.254.169.254"),
+]
+EMBEDDED_PUBLIC = [
+    "2002:808:808::1",  # 6to4 of 8.8.8.8
+    "2001:0:4136:e378:8000:63bf:f7f7:f7f7",  # Teredo, client 8.8.8.8
+    "64:ff9b::808:808",  # NAT64 of 8.8.8.8
+    "64:ff9b:1::808:808",
+    "::ffff:8.8.8.8",
+]
+
+
+@pytest.mark.parametrize(("address", "ipv4"), EMBEDDED)
+async def test_ipv6_forms_of_inner_ipv4_addresses_are_refused(
+    client: httpx.AsyncClient, superuser: Account, address: str, ipv4: str
+) -> None:
+    """Judged by the IPv4 address they stand for, at creation and at each call."""
+    reason = delivery.why_not_public(address)
+    assert reason is not None and f"stands for {ipv4}," in reason
+    refused = await client.post(
+        "/webhooks",
+        json={"url": f"http://[{address}]:8080/in", "events": ["created"]},
+        headers=superuser.headers,
+    )
+    assert refused.status_code == 400
+    assert f"stands for {ipv4}" in refused.json()["detail"]
+    assert (await client.get("/webhooks", headers=superuser.headers)).json() == []
+    with pytest.raises(delivery.Refused, match=f"stands for {ipv4}"):
+        await delivery.resolve(f"http://[{address}]/in", allow_private=False)
+
+
+@pytest.mark.parametrize("address", EMBEDDED_PUBLIC)
+async def test_ipv6_forms_of_public_ipv4_addresses_are_accepted(
+    client: httpx.AsyncClient, superuser: Account, address: str
+) -> None:
+    assert delivery.why_not_public(address) is None
+    created = await client.post(
+        "/webhooks",
+        json={"url": f"https://[{address}]/in", "events": ["created"]},
+        headers=superuser.headers,
+    )
+    assert created.status_code == 201, created.text
+
+
+def test_a_local_nat64_address_of_another_layout_is_refused() -> None:
+    """64:ff9b:1::/48 may carry the IPv4 address elsewhere than in its last 32 bits."""
+    reason = delivery.why_not_public("64:ff9b:1:7f00:1::")
+    assert reason is not None and "NAT64" in reason
+
+
 async def test_names_are_checked_once_resolved() -> None:
     with pytest.raises(delivery.Refused, match="loopback"):
         await delivery.resolve("http://localhost:9/in", allow_private=False)

@@ -78,28 +78,3 @@ def list_users(args: argparse.Namespace, settings: Settings) -> None:
             f"{row.id:>6}  {row.email:<32} {row.username[:20]:<20} {role:<10} "
             f"{'yes' if row.is_active else 'no':<6} {row.tickets_count:>7}"
         )
-
-
-def list_jobs(args: argparse.Namespace, settings: Settings) -> None:
-    from ticketdesk.jobs.service import overview
-
-    seen = in_transaction(settings, lambda db: overview(db, limit=args.limit))
-    states = ("queued", "running", "failed", "done")
-    if args.json:
-        listed = {state: [_as_json(row) for row in getattr(seen, state)] for state in states}
-        print(json.dumps({"counts": seen.counts, **listed}, indent=2))
-        return
-    print("jobs: " + ", ".join(f"{seen.counts.get(s, 0)} {s}" for s in states))
-    titles = {"failed": "failed", "queued": "queued", "running": "running", "done": "recently done"}
-    for state, title in titles.items():
-        rows = getattr(seen, state)
-        if not rows:
-            continue
-        print(f"\n{title}:")
-        print(f"  {'id':>8}  {'kind':<8} {'attempts':>8}  {'when':<20} {'key':<28} result")
-        for row in rows:
-            when = (row.finished_at or row.run_at).strftime("%Y-%m-%d %H:%M:%S")
-            result = f"{row.last_code or ''} {row.last_error or ''}".strip()
-            print(
-                f"  {row.id:>8}  {row.kind:<8} {row.attempts:>8}  {when:<20} {row.key:<28} {result}"
-            )

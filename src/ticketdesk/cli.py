@@ -168,9 +168,14 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _jobs(args: argparse.Namespace) -> None:
-    from ticketdesk import admin
+    import json
 
-    admin.list_jobs(args, _settings())
+    from ticketdesk.admin import in_transaction
+    from ticketdesk.jobs import report
+    from ticketdesk.jobs.service import overview
+
+    seen = in_transaction(_settings(), lambda db: overview(db, limit=args.limit))
+    print(json.dumps(report.as_json(seen), indent=2) if args.json else report.text(seen))
 
 
 def _set_password(args: argparse.Namespace) -> None:
@@ -396,8 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs = commands.add_parser(
         "jobs",
-        help="list queued, running, failed and recent jobs",
-        description="How many jobs are in each state, and the latest of each.",
+        help="list the lanes, paused webhook endpoints, and queued, running, failed and "
+        "recent jobs",
+        description="How many jobs are in each state and each lane (mail, webhook calls), "
+        "the webhook endpoints paused after failing, and the latest jobs of each state.",
     )
     jobs.add_argument("--limit", type=int, default=20, help="jobs listed per state (default 20)")
     jobs.add_argument("--json", action="store_true", help="print JSON")
@@ -408,8 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="take in one mail from stdin (for an MTA's pipe transport)",
         description="Read one RFC 5322 mail on stdin: a reply to a ticket's address is posted "
         "on the ticket, a mail to the support address opens one. Exits 0 when the mail is "
-        "taken (or dropped as an auto-reply or a duplicate), 65 when it is no mail, 75 when "
-        "the database cannot be reached (the MTA retries), 77 when the sender may not write "
+        "taken (or dropped as an auto-reply, a duplicate or mail from an address of ours), 65 "
+        "when it is no mail or its From is no valid address, 75 when the database cannot "
+        "be reached (the MTA retries), 77 when the sender may not write "
         "there (the MTA bounces it).",
     )
     mail_in.add_argument(

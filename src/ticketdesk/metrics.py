@@ -90,6 +90,40 @@ def record_memory() -> None:
     MEMORY.set(resident)
 
 
+JOB_STATES = ("queued", "running", "failed", "done")
+
+
+def queue_registry(
+    counts: dict[str, int], lanes: dict[str, dict[str, int]], endpoints: dict[str, int]
+) -> CollectorRegistry:
+    """The delivery queue, as the database has it now (the same from every process): jobs by
+    state; each lane's (kind's) queued and running jobs; webhook endpoints by state."""
+    registry = CollectorRegistry()
+    jobs = Gauge(
+        "ticketdesk_jobs", "Jobs (mail, webhook calls) by state", ["state"], registry=registry
+    )
+    for state in JOB_STATES:
+        jobs.labels(state).set(counts.get(state, 0))
+    lane = Gauge(
+        "ticketdesk_lane_jobs",
+        "Unfinished jobs of each lane (mail, webhook), queued or running",
+        ["lane", "state"],
+        registry=registry,
+    )
+    for kind, states in lanes.items():
+        for state, count in states.items():
+            lane.labels(kind, state).set(count)
+    webhooks = Gauge(
+        "ticketdesk_webhook_endpoints",
+        "Webhook endpoints: active, paused after failing, disabled",
+        ["state"],
+        registry=registry,
+    )
+    for state, count in endpoints.items():
+        webhooks.labels(state).set(count)
+    return registry
+
+
 def is_multiprocess() -> bool:
     return MULTIPROCESS_DIR in os.environ
 

@@ -287,6 +287,12 @@ webhooks = Table(
     Column("disabled_reason", Text),
     Column("created_by", Id, ForeignKey("users.id", ondelete="SET NULL")),
     Column("created_at", UTCDateTime, nullable=False),
+    # Its health: calls failed in a row; while paused, when a probe may go, and why.
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("paused_until", UTCDateTime),
+    Column("paused_reason", Text),
+    # When a worker last took calls for it: the least recently served endpoint goes first.
+    Column("served_at", UTCDateTime),
 )
 
 _UNFINISHED = "status IN ('queued', 'running')"
@@ -311,8 +317,17 @@ jobs = Table(
     Column("webhook_id", Id, ForeignKey("webhooks.id", ondelete="CASCADE")),
     CheckConstraint(_in("kind", JOB_KINDS), name="kind_valid"),
     CheckConstraint(_in("status", JOB_STATES), name="status_valid"),
+    # Each lane (kind) claims its own due jobs; webhook calls are claimed per endpoint.
     Index(
-        "ix_jobs_due",
+        "ix_jobs_kind_due",
+        "kind",
+        "run_at",
+        postgresql_where=text(_UNFINISHED),
+        sqlite_where=text(_UNFINISHED),
+    ),
+    Index(
+        "ix_jobs_webhook_due",
+        "webhook_id",
         "run_at",
         postgresql_where=text(_UNFINISHED),
         sqlite_where=text(_UNFINISHED),

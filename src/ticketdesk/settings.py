@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -26,6 +26,8 @@ log = logging.getLogger("ticketdesk")
 MIN_JWT_KEY_BYTES = 32
 DEFAULT_SQLITE_FILE = "ticketdesk.db"
 JWT_KEY_FILE_NAME = "ticketdesk.jwt-key"
+LEASE_MARGIN_S = 5.0
+"""How much longer than a job's deadline its lease lasts at least: time to record the outcome."""
 
 
 class Settings(BaseSettings):
@@ -83,7 +85,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
-    smtp_timeout: float = Field(default=10.0, gt=0)  # seconds per mail
+    smtp_timeout: float = Field(default=10.0, gt=0)  # seconds per mail, the whole exchange
     mail_from: str = "ticketdesk <support@localhost>"  # also the support address mail comes to
     mail_reply_domain: str | None = None  # of the reply addresses; unset: MAIL_FROM's domain
     # Where people reach the service: the links in mail. Unset: http://SERVER_HOST:SERVER_PORT.
@@ -91,16 +93,28 @@ class Settings(BaseSettings):
 
     # Webhooks may call addresses in private, loopback and link-local ranges only when true.
     webhook_allow_private: bool = False
-    webhook_timeout: float = Field(default=10.0, gt=0)  # seconds per delivery
+    # Seconds per call, all of it: connecting, sending, and the answer (of which at most
+    # delivery.MAX_ANSWER_BYTES are read).
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_concurrency: int = Field(default=4, ge=1, le=100)  # calls a worker makes at once
+    # Calls in flight to one endpoint, all workers together.
+    webhook_endpoint_concurrency: int = Field(default=2, ge=1, le=100)
+    # An endpoint whose calls failed this many times in a row is paused; a probe tries it again
+    # after WEBHOOK_PAUSE_SECONDS, twice as long after each failed probe, up to the maximum.
+    webhook_pause_after: int = Field(default=10, ge=1, le=10_000)
+    webhook_pause_seconds: float = Field(default=300.0, gt=0)
+    webhook_pause_max_seconds: float = Field(default=3600.0, gt=0)
 
     # Jobs (mail, webhook calls) run inside `ticketdesk serve` unless this is false, when
     # `ticketdesk worker` processes run them instead.
     jobs_in_server: bool = True
     # Seconds between the attempts of a failing job; after the last, it is recorded as failed.
     job_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
-    job_lease_seconds: float = Field(default=60.0, gt=0)  # a silent worker's job is retaken then
+    # A silent worker's job is retaken then; longer than any job may take (see below).
+    job_lease_seconds: float = Field(default=60.0, gt=0)
     job_poll_seconds: float = Field(default=1.0, gt=0)  # how often idle workers look for work
-    job_concurrency: int = Field(default=4, ge=1, le=100)  # jobs a worker runs at once
+    # Mails a worker sends at once, in slots of their own: mail never waits for webhook calls.
+    mail_concurrency: int = Field(default=2, ge=1, le=100)
 
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=8089, ge=1, le=65535)
@@ -165,6 +179,26 @@ class Settings(BaseSettings):
             delays = []
         if not delays or any(delay < 0 for delay in delays):
             raise ValueError(f"{value!r} is not a list of seconds: write e.g. 5,300,1800")
+        return value
+
+    @field_validator("job_lease_seconds")
+    @classmethod
+    def _lease_outlasts_every_job(cls, value: float, info: ValidationInfo) -> float:
+        deadlines = [info.data.get(name) for name in ("webhook_timeout", "smtp_timeout")]
+        longest = max((d for d in deadlines if d is not None), default=0.0)
+        if value < longest + LEASE_MARGIN_S:
+            raise ValueError(
+                f"must be at least {LEASE_MARGIN_S:g} s longer than WEBHOOK_TIMEOUT and "
+                f"SMTP_TIMEOUT ({longest:g}): else a second attempt could start while the "
+                "first is still open"
+            )
+        return value
+
+    @field_validator("webhook_pause_max_seconds")
+    @classmethod
+    def _longest_pause_is_longer(cls, value: float, info: ValidationInfo) -> float:
+        if value < info.data.get("webhook_pause_seconds", 0.0):
+            raise ValueError("may not be shorter than WEBHOOK_PAUSE_SECONDS")
         return value
 
     @property

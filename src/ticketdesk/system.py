@@ -9,14 +9,14 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from ticketdesk.auth.dependencies import bearer_token
 from ticketdesk.db import Database
 from ticketdesk.errors import NotFound, TicketdeskError, Unauthorized
-from ticketdesk.jobs.repository import counts as job_counts
-from ticketdesk.metrics import exposition
+from ticketdesk.jobs.service import figures as queue_figures
+from ticketdesk.metrics import exposition, queue_registry
 from ticketdesk.models import utcnow
 from ticketdesk.settings import Settings
 
@@ -58,19 +58,13 @@ async def metrics(request: Request) -> Response:
         given.encode(), settings.metrics_token.get_secret_value().encode()
     ):
         raise Unauthorized("metrics need `Authorization: Bearer <METRICS_TOKEN>`")
-    extra = CollectorRegistry()
     database: Database = request.app.state.database
     try:
         async with asyncio.timeout(READY_TIMEOUT), database.session() as db:
-            counts = await job_counts(db)
+            queue = await queue_figures(db)
     except (TicketdeskError, TimeoutError, OSError):
-        counts = None  # the database is away: the rest of the figures still come
-    if counts is not None:
-        jobs = Gauge(
-            "ticketdesk_jobs", "Jobs (mail, webhook calls) by state", ["state"], registry=extra
-        )
-        for state in ("queued", "running", "failed", "done"):
-            jobs.labels(state).set(counts.get(state, 0))
+        queue = None  # the database is away: the rest of the figures still come
+    extra = queue_registry(*queue) if queue is not None else None
     return Response(exposition(extra), media_type=CONTENT_TYPE_LATEST)
 
 

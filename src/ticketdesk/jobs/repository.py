@@ -1,10 +1,11 @@
 """All SQL of the job queue: queue, claim, finish, retry, and the dispatcher's cursor.
 
-A job is claimed by one statement that marks it running and moves its `run_at` to the end
-of a lease: a worker that dies mid-job (SIGKILL, a lost machine) leaves it claimable again
-once the lease ends, so nothing is lost (at least once). Each claim counts an attempt, and a
-worker finishes a job only while that attempt is still the latest: a worker whose lease ran
-out and whose job was taken by another cannot overwrite the other's outcome.
+A claim marks a job running and moves its `run_at` to the end of a lease: a worker that
+dies mid-job (SIGKILL, a lost machine) leaves it claimable again once the lease ends, so
+nothing is lost (at least once). Each claim counts an attempt, and a worker finishes a job
+only while that attempt is still the latest: a worker whose lease ran out and whose job was
+taken by another cannot overwrite the other's outcome. Each kind of job (a lane) is claimed
+on its own: mail by one statement, webhook calls endpoint by endpoint (`claim_calls`).
 
 On PostgreSQL, claimers skip the rows another claimer has locked (`FOR UPDATE SKIP LOCKED`),
 so several workers on several machines never take the same job. SQLite has one writer at a
@@ -16,12 +17,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Integer, Update, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Update,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ticketdesk.db import Db, Statement, constants
-from ticketdesk.models import job_cursors, jobs
+from ticketdesk.models import JOB_KINDS, job_cursors, jobs, webhooks
 
 UNFINISHED = ("queued", "running")
 EVENTS_CURSOR = "events"
@@ -82,15 +95,8 @@ async def queue(db: Db, new_jobs: list[NewJob], *, now: datetime) -> None:
         await db.execute(_QUEUE, {**job._asdict(), "now": now})
 
 
-def _claim(*, skip_locked: bool) -> Update:
-    due = (
-        select(jobs.c.id)
-        .where(jobs.c.status.in_(constants(*UNFINISHED)), jobs.c.run_at <= bindparam("now"))
-        .order_by(jobs.c.run_at)
-        .limit(bindparam("limit", type_=Integer))
-    )
-    if skip_locked:
-        due = due.with_for_update(skip_locked=True)
+def _take(due: Select[tuple[int]]) -> Update:
+    """Mark the jobs `due` selects as running, leased until `lease_end`, an attempt more."""
     return (
         update(jobs)
         .where(jobs.c.id.in_(due.scalar_subquery()))
@@ -106,13 +112,130 @@ def _claim(*, skip_locked: bool) -> Update:
     )
 
 
-_CLAIM = Statement(_claim(skip_locked=False), postgres=_claim(skip_locked=True), atomic=True)
+_DUE = (jobs.c.status.in_(constants(*UNFINISHED)), jobs.c.run_at <= bindparam("now"))
 
 
-async def claim(db: Db, *, now: datetime, lease_end: datetime, limit: int) -> list[ClaimedJob]:
-    """Take up to `limit` due jobs (and those whose worker's lease ran out) for this worker."""
-    rows = await db.all(_CLAIM, {"now": now, "lease_end": lease_end, "limit": limit})
-    return [ClaimedJob(*row) for row in rows]
+def _claim_kind(*, skip_locked: bool) -> Update:
+    due = (
+        select(jobs.c.id)
+        .where(jobs.c.kind == bindparam("lane"), *_DUE)
+        .order_by(jobs.c.run_at)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return _take(due.with_for_update(skip_locked=True) if skip_locked else due)
+
+
+_CLAIM_KIND = Statement(
+    _claim_kind(skip_locked=False), postgres=_claim_kind(skip_locked=True), atomic=True
+)
+
+
+_ANY_DUE = Statement(select(jobs.c.id).where(jobs.c.kind == bindparam("lane"), *_DUE).limit(1))
+
+
+async def any_due(db: Db, *, kind: str, now: datetime) -> bool:
+    """Whether a job of this kind is due: a read, so an idle worker's polls take no lock."""
+    return await db.first(_ANY_DUE, {"lane": kind, "now": now}) is not None
+
+
+async def claim(
+    db: Db, *, kind: str, now: datetime, lease_end: datetime, limit: int
+) -> list[ClaimedJob]:
+    """Take up to `limit` due jobs of one kind (and those whose worker's lease ran out)."""
+    if not await any_due(db, kind=kind, now=now):
+        return []
+    params = {"lane": kind, "now": now, "lease_end": lease_end, "limit": limit}
+    return [ClaimedJob(*row) for row in await db.all(_CLAIM_KIND, params)]
+
+
+def _running_calls(endpoint: ColumnElement[int]) -> Select[int]:
+    return select(func.count()).where(
+        jobs.c.webhook_id == endpoint,
+        jobs.c.status == constants("running")[0],
+        jobs.c.run_at > bindparam("now"),  # a lease that ran out no longer counts
+    )
+
+
+_HAS_DUE_CALLS = exists().where(jobs.c.webhook_id == webhooks.c.id, *_DUE)
+_FAILING = webhooks.c.consecutive_failures > 0
+_PER_ENDPOINT = bindparam("per_endpoint", type_=Integer)
+_ALLOWED = case(
+    (webhooks.c.is_active.is_(False), _PER_ENDPOINT),  # its calls fail at once
+    (webhooks.c.paused_until > bindparam("now"), 0),
+    (_FAILING | webhooks.c.paused_until.is_not(None), 1),  # one at a time, a probe when paused
+    else_=_PER_ENDPOINT,
+)
+
+
+def _ready_endpoints(*, locked: bool) -> Select[tuple[int, int]]:
+    """Endpoints with due calls and, it seems, room for more, and how many calls each may
+    have in flight. An answering endpoint may have `per_endpoint`; one whose last call
+    failed, a single one; a paused one, none until its pause is over, then one: its probe.
+    Answering endpoints go first, then the least recently served: so one endpoint's backlog
+    never keeps another waiting for more than a slot, and failing endpoints get only the
+    slots nobody else wants."""
+    seems_free = _running_calls(webhooks.c.id).scalar_subquery() < _ALLOWED
+    ready = (
+        select(webhooks.c.id, _ALLOWED)
+        .where(_HAS_DUE_CALLS, seems_free)
+        .order_by(_FAILING, webhooks.c.served_at.is_not(None), webhooks.c.served_at, webhooks.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    # Not FOR UPDATE: that would also wait for, and skip, the endpoints new jobs refer to.
+    return ready.with_for_update(skip_locked=True, key_share=True) if locked else ready
+
+
+_READY_ENDPOINTS = Statement(_ready_endpoints(locked=False), postgres=_ready_endpoints(locked=True))
+_SEEM_READY = Statement(_ready_endpoints(locked=False), writes=False)
+_RUNNING_NOW = Statement(_running_calls(bindparam("endpoint")))
+
+
+def _claim_calls(*, skip_locked: bool) -> Update:
+    due = (
+        select(jobs.c.id)
+        .where(jobs.c.webhook_id == bindparam("endpoint"), *_DUE)
+        .order_by(jobs.c.run_at)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return _take(due.with_for_update(skip_locked=True) if skip_locked else due)
+
+
+_CLAIM_CALLS = Statement(_claim_calls(skip_locked=False), postgres=_claim_calls(skip_locked=True))
+_SERVED = Statement(
+    update(webhooks)
+    .where(webhooks.c.id == bindparam("webhook_id"))
+    .values(served_at=bindparam("now"))
+)
+
+
+async def claim_calls(
+    db: Db, *, now: datetime, lease_end: datetime, limit: int, per_endpoint: int
+) -> list[ClaimedJob]:
+    """Take up to `limit` due webhook calls, endpoint by endpoint, in one transaction.
+
+    Each endpoint's row stays locked from the moment it is chosen (skipped when another
+    worker holds it) until its calls are taken, and its calls in flight are counted after
+    the lock is held, by a statement of their own: a statement sees what was committed
+    before it began, so a count made in the choosing statement could miss the calls another
+    worker took just before it let go of the row. So the limits hold across every worker.
+    """
+    params = {"now": now, "limit": limit, "per_endpoint": per_endpoint}
+    if not await db.first(_SEEM_READY, params):
+        return []  # a read: an idle worker's polls take no lock
+    await db.begin()
+    ready = await db.all(_READY_ENDPOINTS, params)
+    claimed: list[ClaimedJob] = []
+    for webhook_id, allowed in ready:
+        running = await db.scalar(_RUNNING_NOW, {"endpoint": webhook_id, "now": now})
+        room = min(int(allowed) - int(running), limit - len(claimed))
+        if room <= 0:
+            continue
+        params = {"endpoint": webhook_id, "now": now, "lease_end": lease_end, "limit": room}
+        rows = await db.all(_CLAIM_CALLS, params)
+        if rows:
+            claimed.extend(ClaimedJob(*row) for row in rows)
+            await db.execute(_SERVED, {"webhook_id": webhook_id, "now": now})
+    return claimed
 
 
 _THIS_ATTEMPT = (jobs.c.id == bindparam("job_id"), jobs.c.attempts == bindparam("attempt"))
@@ -251,6 +374,21 @@ _COUNTS = Statement(select(jobs.c.status, func.count()).group_by(jobs.c.status))
 async def counts(db: Db) -> dict[str, int]:
     """How many jobs there are in each state."""
     return {status: int(count) for status, count in await db.all(_COUNTS)}
+
+
+_LANES = Statement(
+    select(jobs.c.kind, jobs.c.status, func.count())
+    .where(jobs.c.status.in_(constants(*UNFINISHED)))
+    .group_by(jobs.c.kind, jobs.c.status)
+)
+
+
+async def lanes(db: Db) -> dict[str, dict[str, int]]:
+    """How many jobs of each kind are queued and running."""
+    found = {kind: dict.fromkeys(UNFINISHED, 0) for kind in JOB_KINDS}
+    for kind, status, count in await db.all(_LANES):
+        found.setdefault(kind, dict.fromkeys(UNFINISHED, 0))[status] = int(count)
+    return found
 
 
 _CURSOR = Statement(

@@ -4,15 +4,18 @@ One loop per process, inside `ticketdesk serve` (JOBS_IN_SERVER) or in `ticketde
 Each pass first dispatches: it reads the event feed past the dispatcher's cursor and queues
 the jobs each event asks for, moving the cursor in the same transaction, so an event is
 turned into jobs once, whichever process gets there first, and none is skipped (the feed
-never hands out an event while an earlier one may still commit). Then it claims due jobs
-(see `repository.py`) and runs them, at most JOB_CONCURRENCY at once. A request never waits
-for any of this: it only writes its events.
+never hands out an event while an earlier one may still commit). Then each kind of job, its
+lane, claims due jobs for its own free slots (see `repository.py`), mail first: a kind never
+waits for another's slots, so a slow webhook receiver cannot hold up a password-reset mail.
+Every attempt has a deadline, shorter than its lease. A request never waits for any of this:
+it only writes its events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -31,6 +34,9 @@ log = logging.getLogger("ticketdesk.jobs")
 JITTER = 0.2
 """Each retry delay is stretched or shrunk by up to this share, so failed jobs spread out."""
 OUTAGE_PAUSE_S = 2.0
+DEADLINE_GRACE_S = 1.0
+"""A kind's own deadline (its call's) comes first; the worker's, this much later, bounds the
+rest of an attempt too (its reads of the database)."""
 
 
 class JobFailed(Exception):
@@ -51,12 +57,24 @@ class Outcome:
     payload: str | None = None
 
 
+Claim = Callable[[Db, datetime, datetime, int], Awaitable[list[ClaimedJob]]]
+"""Takes up to the given number of due jobs of one kind: (db, now, lease end, limit)."""
+Hook = Callable[[Db, ClaimedJob], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Kind:
-    """How to run one kind of job, and what to do when it failed through its whole schedule
-    (not when it said trying again cannot help: `JobFailed(final=True)`)."""
+    """How to run one kind of job, in its own lane: `slots` at once per worker, each attempt
+    within `deadline` seconds. `succeeded` and `failed` run in the transaction that records
+    the attempt (`failed` unless the job said trying again cannot help), `given_up` when it
+    failed through its whole schedule."""
 
     run: Callable[[ClaimedJob], Awaitable[Outcome]]
+    claim: Claim
+    slots: int
+    deadline: float
+    succeeded: Hook | None = None
+    failed: Callable[[Db, ClaimedJob, str], Awaitable[None]] | None = None
     given_up: Callable[[Db, ClaimedJob, str], Awaitable[None]] | None = None
 
 
@@ -82,12 +100,13 @@ class Worker:
         *,
         closing: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`kinds` in the order their lanes claim: the most urgent first."""
         self._database = database
         self._settings = settings
         self._kinds = kinds
         self._dispatch = dispatch
         self._closing = closing
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[str, set[asyncio.Task[None]]] = {name: set() for name in kinds}
         self._wake = asyncio.Event()
         database.listen_here(CHANNEL, lambda _payload: self._wake.set())
 
@@ -112,61 +131,65 @@ class Worker:
                 await self._closing()
 
     async def step(self) -> bool:
-        """One pass: dispatch new events, start due jobs. True when there may be more."""
-        dispatched = await self.dispatch_events()
-        free = self._settings.job_concurrency - len(self._running)
+        """One pass: dispatch a batch of new events, start due jobs in each lane's free slots.
+        True when there may be more. (A burst of events is dispatched over several passes, so
+        the lanes claim between its batches.)"""
+        async with self._database.session() as db:
+            busy = await self._dispatch(db) > 0
+        for name, kind in self._kinds.items():
+            busy = await self._fill(name, kind) or busy
+        return busy
+
+    async def _fill(self, name: str, kind: Kind) -> bool:
+        """Claim jobs for the lane's free slots; True when it filled them all."""
+        running = self._running[name]
+        free = kind.slots - len(running)
         if free <= 0:
             return False  # a finishing job wakes the loop
         now = datetime.now(UTC)
         lease_end = now + timedelta(seconds=self._settings.job_lease_seconds)
         async with self._database.session() as db:
-            claimed = await repository.claim(db, now=now, lease_end=lease_end, limit=free)
+            claimed = await kind.claim(db, now, lease_end, free)
         for job in claimed:
-            task = asyncio.get_running_loop().create_task(self._attempt(job), name=job.key)
-            self._running.add(task)
-            task.add_done_callback(self._finished)
-        return dispatched > 0 or len(claimed) == free
-
-    async def dispatch_events(self) -> int:
-        """Queue the jobs of every event not dispatched yet; how many events there were."""
-        total = 0
-        while True:
-            async with self._database.session() as db:
-                count = await self._dispatch(db)
-            total += count
-            if count == 0:
-                return total
+            task = asyncio.get_running_loop().create_task(self._attempt(kind, job), name=job.key)
+            running.add(task)
+            task.add_done_callback(functools.partial(self._finished, running))
+        return len(claimed) == free
 
     async def drain(self) -> None:
         """Wait for the jobs in hand (their outcome is recorded)."""
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        tasks = [task for lane in self._running.values() for task in lane]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+    def _finished(self, lane: set[asyncio.Task[None]], task: asyncio.Task[None]) -> None:
+        lane.discard(task)
         self._wake.set()
 
-    async def _attempt(self, job: ClaimedJob) -> None:
+    async def _attempt(self, kind: Kind, job: ClaimedJob) -> None:
         try:
-            await self._run(job)
+            await self._run(kind, job)
         except Exception:
             # The database went away: the job's lease runs out, and it runs again.
             log.exception("the outcome of job %s could not be recorded", job.key)
 
-    async def _run(self, job: ClaimedJob) -> None:
-        kind = self._kinds.get(job.kind)
+    async def _run(self, kind: Kind, job: ClaimedJob) -> None:
+        deadline = kind.deadline + DEADLINE_GRACE_S
         try:
-            if kind is None:
-                raise JobFailed(f"no worker knows jobs of kind {job.kind!r}", final=True)
-            outcome = await kind.run(job)
+            async with asyncio.timeout(deadline):
+                outcome = await kind.run(job)
         except JobFailed as failure:
             await self._failed(job, kind, failure)
+        except TimeoutError:
+            await self._failed(job, kind, JobFailed(f"not done within {deadline:g} s"))
         except Exception as exc:
             log.exception("job %s crashed", job.key, extra={"job_id": job.id})
             await self._failed(job, kind, JobFailed(f"{type(exc).__name__} in the worker"))
         else:
             now = datetime.now(UTC)
             async with self._database.session() as db:
+                if kind.succeeded is not None:
+                    await db.begin()
                 await repository.finish(
                     db,
                     job,
@@ -177,8 +200,10 @@ class Worker:
                     code=outcome.code,
                     payload=outcome.payload,
                 )
+                if kind.succeeded is not None:
+                    await kind.succeeded(db, job)
 
-    async def _failed(self, job: ClaimedJob, kind: Kind | None, failure: JobFailed) -> None:
+    async def _failed(self, job: ClaimedJob, kind: Kind, failure: JobFailed) -> None:
         now = datetime.now(UTC)
         delay = None if failure.final else next_delay(job.attempts, self._settings.retry_delays)
         fields = {
@@ -190,9 +215,10 @@ class Worker:
             "code": failure.code,
         }
         exhausted = delay is None and not failure.final
+        counted = not failure.final and kind.failed is not None
         async with self._database.session() as db:
-            if exhausted:
-                await db.begin()  # the endpoint may be disabled in the same transaction
+            if exhausted or counted:
+                await db.begin()  # the endpoint may be paused or disabled in the same one
             recorded = await repository.finish(
                 db,
                 job,
@@ -202,7 +228,9 @@ class Worker:
                 error=failure.reason,
                 code=failure.code,
             )
-            if recorded and exhausted and kind is not None and kind.given_up is not None:
+            if counted and kind.failed is not None:
+                await kind.failed(db, job, failure.reason)
+            if recorded and exhausted and kind.given_up is not None:
                 await kind.given_up(db, job, failure.reason)
         JOB_FAILURES.labels(job.kind, "true" if delay is None else "false").inc()
         if delay is None:

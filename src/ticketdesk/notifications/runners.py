@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from datetime import datetime
 
 import httpx
 
 from ticketdesk.db import Database, Db
+from ticketdesk.jobs import repository as jobs
 from ticketdesk.jobs.repository import ClaimedJob
 from ticketdesk.jobs.worker import JobFailed, Kind, Outcome, Worker
 from ticketdesk.mail import outbound
 from ticketdesk.mail.outbound import Mail
+from ticketdesk.models import utcnow
 from ticketdesk.notifications.dispatch import dispatcher
 from ticketdesk.settings import Settings
 from ticketdesk.webhooks import delivery
@@ -23,14 +26,21 @@ FORGOTTEN = "(sent; its secret is not kept)"
 
 
 def kinds(database: Database, settings: Settings, client: httpx.AsyncClient) -> dict[str, Kind]:
-    """What the worker runs, and how (webhook calls through `client`)."""
+    """What the worker runs, and how (webhook calls through `client`): mail first, in its
+    own lane, so no webhook receiver can keep a mail waiting."""
 
     async def send_mail(job: ClaimedJob) -> Outcome:
         if not settings.mail_enabled:
             raise JobFailed("mail is off: SMTP_HOST is not set", final=True)
         mail = Mail.model_validate_json(job.payload)
         try:
-            code = await outbound.send(outbound.compose(mail, settings), settings)
+            # aiosmtplib's own timeout bounds each reply, not the whole exchange.
+            async with asyncio.timeout(settings.smtp_timeout):
+                code = await outbound.send(outbound.compose(mail, settings), settings)
+        except TimeoutError as exc:
+            raise JobFailed(
+                f"the SMTP server did not take the mail within {settings.smtp_timeout:g} s"
+            ) from exc
         except outbound.SendFailed as failure:
             raise JobFailed(failure.reason, code=failure.code, final=failure.final) from failure
         if mail.secret:  # a password reset link: no use to anyone once sent
@@ -60,6 +70,32 @@ def kinds(database: Database, settings: Settings, client: httpx.AsyncClient) -> 
             raise JobFailed(refusal.reason, code=refusal.code) from refusal
         return Outcome(code)
 
+    async def claim_mail(
+        db: Db, now: datetime, lease_end: datetime, limit: int
+    ) -> list[ClaimedJob]:
+        return await jobs.claim(db, kind="mail", now=now, lease_end=lease_end, limit=limit)
+
+    async def claim_calls(
+        db: Db, now: datetime, lease_end: datetime, limit: int
+    ) -> list[ClaimedJob]:
+        return await jobs.claim_calls(
+            db,
+            now=now,
+            lease_end=lease_end,
+            limit=limit,
+            per_endpoint=settings.webhook_endpoint_concurrency,
+        )
+
+    async def call_went_through(db: Db, job: ClaimedJob) -> None:
+        assert job.webhook_id is not None
+        await webhook_service.call_went_through(db, webhook_id=job.webhook_id)
+
+    async def call_failed(db: Db, job: ClaimedJob, reason: str) -> None:
+        assert job.webhook_id is not None
+        await webhook_service.call_failed(
+            db, webhook_id=job.webhook_id, reason=reason, now=utcnow(), settings=settings
+        )
+
     async def disable_webhook(db: Db, job: ClaimedJob, reason: str) -> None:
         assert job.webhook_id is not None
         await webhook_service.given_up(
@@ -69,8 +105,18 @@ def kinds(database: Database, settings: Settings, client: httpx.AsyncClient) -> 
         )
 
     return {
-        "mail": Kind(send_mail),
-        "webhook": Kind(call_webhook, given_up=disable_webhook),
+        "mail": Kind(
+            send_mail, claim_mail, slots=settings.mail_concurrency, deadline=settings.smtp_timeout
+        ),
+        "webhook": Kind(
+            call_webhook,
+            claim_calls,
+            slots=settings.webhook_concurrency,
+            deadline=settings.webhook_timeout,
+            succeeded=call_went_through,
+            failed=call_failed,
+            given_up=disable_webhook,
+        ),
     }
 
 

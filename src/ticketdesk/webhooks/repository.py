@@ -6,10 +6,10 @@ import json
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
-from ticketdesk.db import Db, Statement
-from ticketdesk.models import webhooks
+from ticketdesk.db import Db, Statement, constants
+from ticketdesk.models import jobs, webhooks
 
 
 class WebhookRow(NamedTuple):
@@ -19,6 +19,9 @@ class WebhookRow(NamedTuple):
     is_active: bool
     disabled_reason: str | None
     created_at: datetime
+    consecutive_failures: int
+    paused_until: datetime | None
+    paused_reason: str | None
 
 
 class Endpoint(NamedTuple):
@@ -36,11 +39,14 @@ _COLUMNS = (
     webhooks.c.is_active,
     webhooks.c.disabled_reason,
     webhooks.c.created_at,
+    webhooks.c.consecutive_failures,
+    webhooks.c.paused_until,
+    webhooks.c.paused_reason,
 )
 
 
 def _row(row: Any) -> WebhookRow:
-    return WebhookRow(row[0], row[1], json.loads(row[2]), bool(row[3]), row[4], row[5])
+    return WebhookRow(row[0], row[1], json.loads(row[2]), bool(row[3]), row[4], row[5], *row[6:])
 
 
 _INSERT = Statement(
@@ -115,9 +121,20 @@ _UPDATES: dict[frozenset[str], Statement] = {}
 """One statement per set of columns changed: a handful of shapes at most."""
 
 
+_COLUMNS_SET = {
+    "url",
+    "events",
+    "is_active",
+    "disabled_reason",
+    "consecutive_failures",
+    "paused_until",
+    "paused_reason",
+}
+
+
 async def update_webhook(db: Db, webhook_id: int, values: dict[str, Any]) -> bool:
     columns = frozenset(values)
-    assert columns <= {"url", "events", "is_active", "disabled_reason"}
+    assert columns <= _COLUMNS_SET
     statement = _UPDATES.get(columns)
     if statement is None:
         statement = _UPDATES[columns] = _update(columns)
@@ -133,3 +150,97 @@ _DELETE = Statement(delete(webhooks).where(webhooks.c.id == bindparam("id")))
 
 async def delete_webhook(db: Db, webhook_id: int) -> bool:
     return await db.execute(_DELETE, {"id": webhook_id}) == 1
+
+
+class Health(NamedTuple):
+    consecutive_failures: int
+    paused_until: datetime | None
+
+
+_HEALTH = Statement(
+    select(webhooks.c.consecutive_failures, webhooks.c.paused_until)
+    .where(webhooks.c.id == bindparam("id"))
+    .with_for_update(key_share=True)
+)
+
+
+async def lock_health(db: Db, webhook_id: int) -> Health | None:
+    """The endpoint's health, locked until the transaction ends (None: it was deleted)."""
+    row = await db.first(_HEALTH, {"id": webhook_id})
+    return Health(int(row[0]), row[1]) if row is not None else None
+
+
+_HEALED = Statement(
+    update(webhooks)
+    .where(
+        webhooks.c.id == bindparam("webhook_id"),
+        (webhooks.c.consecutive_failures > 0) | webhooks.c.paused_until.is_not(None),
+    )
+    .values(consecutive_failures=0, paused_until=None, paused_reason=None)
+)
+
+
+async def healed(db: Db, webhook_id: int) -> bool:
+    """A call went through: no failures in a row, no pause. True when it had some."""
+    return await db.execute(_HEALED, {"webhook_id": webhook_id}) == 1
+
+
+class PausedRow(NamedTuple):
+    id: int
+    url: str
+    consecutive_failures: int
+    paused_until: datetime
+    paused_reason: str | None
+    queued: int
+
+
+_QUEUED = (
+    select(func.count())
+    .where(jobs.c.webhook_id == webhooks.c.id, jobs.c.status == constants("queued")[0])
+    .scalar_subquery()
+)
+_PAUSED = Statement(
+    select(
+        webhooks.c.id,
+        webhooks.c.url,
+        webhooks.c.consecutive_failures,
+        webhooks.c.paused_until,
+        webhooks.c.paused_reason,
+        _QUEUED,
+    )
+    .where(webhooks.c.paused_until.is_not(None), webhooks.c.is_active.is_(True))
+    .order_by(webhooks.c.id)
+)
+
+
+async def paused(db: Db) -> list[PausedRow]:
+    """The active endpoints paused after failing, with how many calls wait for each."""
+    return [PausedRow(*row) for row in await db.all(_PAUSED)]
+
+
+_BY_STATE = Statement(
+    select(
+        webhooks.c.is_active,
+        webhooks.c.paused_until.is_not(None),
+        func.count(),
+    ).group_by(webhooks.c.is_active, webhooks.c.paused_until.is_not(None))
+)
+
+
+async def states(db: Db) -> dict[str, int]:
+    """How many endpoints are active, paused and disabled."""
+    found = dict.fromkeys(STATES, 0)
+    for active, is_paused, count in await db.all(_BY_STATE):
+        found[state(bool(active), bool(is_paused))] += int(count)
+    return found
+
+
+STATES = ("active", "paused", "disabled")
+
+
+def state(is_active: bool, is_paused: bool) -> str:
+    """Disabled (by failures through a whole schedule, or by hand), paused (after failures in
+    a row, until a probe goes through), or active."""
+    if not is_active:
+        return "disabled"
+    return "paused" if is_paused else "active"

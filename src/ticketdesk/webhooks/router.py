@@ -37,19 +37,19 @@ async def create_webhook(
 ) -> NewWebhookOut:
     """Send every event of the given kinds to `url`, signed; the secret is shown only here."""
     row, secret = await service.create(db, data=body, created_by=user.id, settings=settings)
-    return NewWebhookOut(secret=secret, **row._asdict())
+    return NewWebhookOut(secret=secret, **WebhookOut.of(row).model_dump())
 
 
 @router.get("", responses=responses(401, 403))
 async def list_webhooks(user: SuperUser, db: DbHandle) -> list[WebhookOut]:
     """Every endpoint, without its secret."""
-    return [WebhookOut(**row._asdict()) for row in await service.list_all(db)]
+    return [WebhookOut.of(row) for row in await service.list_all(db)]
 
 
 @router.get("/{webhook_id}", responses=responses(400, 401, 403, 404))
 async def get_webhook(webhook_id: ObjectId, user: SuperUser, db: DbHandle) -> WebhookOut:
-    """One endpoint, and why it was disabled if it was."""
-    return WebhookOut(**(await service.get(db, webhook_id))._asdict())
+    """One endpoint, its state, and why it was paused or disabled if it was."""
+    return WebhookOut.of(await service.get(db, webhook_id))
 
 
 @router.patch(
@@ -58,9 +58,9 @@ async def get_webhook(webhook_id: ObjectId, user: SuperUser, db: DbHandle) -> We
 async def update_webhook(
     webhook_id: ObjectId, body: WebhookUpdate, user: SuperUser, db: DbHandle, settings: AppSettings
 ) -> WebhookOut:
-    """Change the URL or the kinds, or enable an endpoint again."""
+    """Change the URL or the kinds, or enable (resume) an endpoint again."""
     row = await service.update(db, webhook_id=webhook_id, data=body, settings=settings)
-    return WebhookOut(**row._asdict())
+    return WebhookOut.of(row)
 
 
 @router.delete(
@@ -131,7 +131,11 @@ async def ticket_event(body: WebhookCall) -> None:
     """Each event of a kind the endpoint subscribes to, POSTed as JSON and signed per the
     Standard Webhooks specification: headers `webhook-id` (the same for every retry of one
     delivery), `webhook-timestamp` (Unix seconds) and `webhook-signature`
-    (`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>" under the secret>`). Answer 2xx
-    within 10 s; anything else is tried again after about 5 s, 5 min, 30 min, 2 h, 5 h,
-    10 h and 10 h, after which the delivery fails and the endpoint is disabled. Redirects
-    are not followed. Deliveries may come more than once (use `webhook-id` to tell)."""
+    (`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>" under the secret>`). Answer 2xx,
+    the whole answer within 10 s (only the status counts: at most 64 KiB of the body is
+    read); anything else is tried again after about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and
+    10 h, after which the delivery fails and the endpoint is disabled. After 10 failed calls
+    in a row the endpoint is paused: its calls wait, and one is tried again after 5 min,
+    then 10, 20, 40 and every 60 min; the first that goes through resumes the rest. At most
+    2 calls to one endpoint are in flight at once. Redirects are not followed. Deliveries
+    may come more than once (use `webhook-id` to tell)."""

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, field_validator
 
 from ticketdesk.events.schemas import EventKind, EventOut
 from ticketdesk.schemas import RequestBody, Storable
+from ticketdesk.webhooks.repository import WebhookRow, state
 
 WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048), Storable]
 
@@ -36,7 +37,9 @@ class WebhookUpdate(RequestBody):
     url: WebhookUrl | None = None
     events: list[EventKind] | None = Field(default=None, min_length=1)
     is_active: bool | None = Field(
-        default=None, description="true enables an endpoint again after failures disabled it"
+        default=None,
+        description="true enables an endpoint again after failures disabled or paused it "
+        "(its waiting calls go at once); false disables it",
     )
 
     @field_validator("url")
@@ -50,6 +53,9 @@ class WebhookUpdate(RequestBody):
         return None if value is None else _kinds(value)
 
 
+WebhookState = Literal["active", "paused", "disabled"]
+
+
 class WebhookOut(BaseModel):
     id: int
     url: str
@@ -57,6 +63,20 @@ class WebhookOut(BaseModel):
     is_active: bool
     disabled_reason: str | None = Field(description="why failures disabled it, if they did")
     created_at: datetime
+    state: WebhookState = Field(
+        description="active; paused after WEBHOOK_PAUSE_AFTER failed calls in a row (its calls "
+        "wait, a probe tries again at paused_until, a success resumes it); or disabled"
+    )
+    consecutive_failures: int = Field(description="calls failed in a row, since the last success")
+    paused_until: datetime | None = Field(description="while paused: when the next probe goes")
+    paused_reason: str | None = Field(description="while paused: why")
+
+    @classmethod
+    def of(cls, row: WebhookRow) -> Self:
+        return cls(
+            **row._asdict(),
+            state=state(row.is_active, row.paused_until is not None),
+        )
 
 
 class NewWebhookOut(WebhookOut):

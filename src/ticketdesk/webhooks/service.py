@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from ticketdesk.db import Db
@@ -16,6 +18,9 @@ from ticketdesk.webhooks.repository import WebhookRow
 from ticketdesk.webhooks.schemas import WebhookCreate, WebhookUpdate
 
 NO_WEBHOOK = "no such webhook"
+HEALTHY: dict[str, Any] = {"consecutive_failures": 0, "paused_until": None, "paused_reason": None}
+
+log = logging.getLogger("ticketdesk.webhooks")
 
 __all__ = ["JobRow", "WebhookRow"]
 
@@ -62,6 +67,9 @@ async def update(db: Db, *, webhook_id: int, data: WebhookUpdate, settings: Sett
     )
     if "url" in values:
         _check_target(values["url"], settings)
+    if values.get("is_active") is True or "url" in values:
+        # Enabled again, or pointed elsewhere: a fresh start, its waiting calls go at once.
+        values.update(HEALTHY)
     if values.get("is_active") is True:
         values["disabled_reason"] = None
     if values and not await repository.update_webhook(db, webhook_id, values):
@@ -94,3 +102,41 @@ async def retry(db: Db, *, webhook_id: int, delivery_id: int) -> None:
 async def given_up(db: Db, *, webhook_id: int, reason: str) -> None:
     """A delivery failed through its whole schedule: the endpoint stops receiving."""
     await repository.update_webhook(db, webhook_id, {"is_active": False, "disabled_reason": reason})
+
+
+async def call_went_through(db: Db, *, webhook_id: int) -> None:
+    """The endpoint answered 2xx: no more failures in a row; a paused one resumes, and its
+    waiting calls flow."""
+    if await repository.healed(db, webhook_id):
+        log.info("webhook endpoint answered again", extra={"webhook_id": webhook_id})
+
+
+async def call_failed(
+    db: Db, *, webhook_id: int, reason: str, now: datetime, settings: Settings
+) -> None:
+    """Count a failed call; the WEBHOOK_PAUSE_AFTER-th in a row pauses the endpoint, and so
+    does each failed probe after it, for twice as long as the pause before (up to the
+    maximum). A call that was already in flight when the endpoint paused changes nothing."""
+    health = await repository.lock_health(db, webhook_id)
+    if health is None or (health.paused_until is not None and health.paused_until > now):
+        return
+    failures = health.consecutive_failures + 1
+    values: dict[str, Any] = {"consecutive_failures": failures}
+    if failures >= settings.webhook_pause_after:
+        seconds = pause_seconds(failures, settings)
+        values["paused_until"] = now + timedelta(seconds=seconds)
+        values["paused_reason"] = f"{failures} calls failed in a row; the last: {reason}"
+        log.warning(
+            "webhook endpoint paused for %g s after %d failed calls in a row",
+            seconds,
+            failures,
+            extra={"webhook_id": webhook_id, "error": reason},
+        )
+    await repository.update_webhook(db, webhook_id, values)
+
+
+def pause_seconds(failures: int, settings: Settings) -> float:
+    """How long an endpoint with this many failures in a row waits for its next probe."""
+    doublings = min(failures - settings.webhook_pause_after, 32)
+    seconds: float = settings.webhook_pause_seconds * 2**doublings
+    return min(seconds, settings.webhook_pause_max_seconds)
