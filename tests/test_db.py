@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -137,10 +138,19 @@ def statements(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+async def token_checks_listening(app: FastAPI) -> None:
+    """Until the process listens for token changes: before that, no token is remembered
+    and every request checks its token in the database (a loaded machine can take a while)."""
+    async with asyncio.timeout(10):
+        while not app.state.token_checks.listening:  # noqa: ASYNC110 - set by the listener
+            await asyncio.sleep(0.01)
+
+
 @pytest.mark.postgresql_only
 async def test_a_new_ticket_and_a_new_message_are_one_statement_each(
     app: FastAPI, client: httpx.AsyncClient, customer: Account, statements: list[str]
 ) -> None:
+    await token_checks_listening(app)
     ticket_id = await open_ticket(client, customer)  # the token is remembered from here on
     await client.get(f"/tickets/{ticket_id}", headers=customer.headers)
     statements.clear()
@@ -161,7 +171,8 @@ async def test_a_new_ticket_and_a_new_message_are_one_statement_each(
 async def test_a_retry_key_puts_the_claim_the_work_and_the_answer_in_one_transaction(
     app: FastAPI, client: httpx.AsyncClient, customer: Account, statements: list[str]
 ) -> None:
-    await open_ticket(client, customer)
+    await token_checks_listening(app)
+    await open_ticket(client, customer)  # the token is remembered from here on
     statements.clear()
     headers = {**customer.headers, "Idempotency-Key": "one"}
     body = {"topic": "t", "text": "t"}
