@@ -374,3 +374,23 @@ async def test_a_hung_database_is_503_within_the_statement_timeout_and_readyz_wi
     assert took < 1.0 + 1.0 + 2.0  # the statement timeout, the grace, and slack
     assert ready.status_code == 503 and ready.json() == NOT_READY
     assert ready_took < 2.5
+
+
+async def test_an_open_event_stream_ends_cleanly_when_the_database_goes_away(
+    own_postgres: ThrowawayPostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(own_postgres.url, tmp_path) as app, client_of(app) as client:
+        agent = await add_account(app.state.tests_engine, "agent@example.com", role="staff")
+        # The test transport hands the answer over once it has ended; an error is raised here.
+        answer = asyncio.create_task(client.get("/events/stream", headers=agent.headers))
+        await asyncio.sleep(1)
+        assert not answer.done()
+        await asyncio.to_thread(own_postgres.stop)
+        try:
+            async with asyncio.timeout(15):
+                response = await answer
+        finally:
+            await asyncio.to_thread(own_postgres.start)
+    assert response.status_code == 200
+    assert response.text.startswith("retry: 2000")
+    assert "an event stream ended: the database is unavailable" in caplog.text

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
@@ -10,7 +11,13 @@ from fastapi.responses import StreamingResponse
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.auth.tokens import TokenChecks
 from ticketdesk.db import Db
-from ticketdesk.errors import BadRequest, Forbidden
+from ticketdesk.errors import (
+    BadRequest,
+    DatabaseUnavailable,
+    Forbidden,
+    ServiceBusy,
+    StatementTimeout,
+)
 from ticketdesk.events import service, stream
 from ticketdesk.events.schemas import EventOut
 from ticketdesk.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -18,6 +25,8 @@ from ticketdesk.schemas import MAX_ID, ObjectId
 from ticketdesk.web.errors import responses
 from ticketdesk.web.pagination import PageParams, add_page_headers, next_link
 from ticketdesk.web.routing import DbHandle, Route
+
+log = logging.getLogger("ticketdesk")
 
 router = APIRouter(tags=["events"], route_class=Route)
 
@@ -106,12 +115,17 @@ async def event_stream(
         events = stream.follow(
             database, request.app.state.new_events, after=after, still_allowed=still_allowed
         )
-        async for item in events:
-            if isinstance(item, stream.Heartbeat):
-                yield ": still here\n\n"
-            else:
-                data = EventOut.of(item).model_dump_json()
-                yield f"id: {item.id}\nevent: {item.kind}\ndata: {data}\n\n"
+        try:
+            async for item in events:
+                if isinstance(item, stream.Heartbeat):
+                    yield ": still here\n\n"
+                else:
+                    data = EventOut.of(item).model_dump_json()
+                    yield f"id: {item.id}\nevent: {item.kind}\ndata: {data}\n\n"
+        except (DatabaseUnavailable, StatementTimeout, ServiceBusy) as exc:
+            # The answer has begun: no 503 can be sent any more. The stream ends, and its
+            # client reconnects with the last id it saw (a 503 until the database is back).
+            log.warning("an event stream ended: %s", exc.detail)
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(lines(), media_type="text/event-stream", headers=headers)
