@@ -394,3 +394,26 @@ async def test_an_open_event_stream_ends_cleanly_when_the_database_goes_away(
     assert response.status_code == 200
     assert response.text.startswith("retry: 2000")
     assert "an event stream ended: the database is unavailable" in caplog.text
+
+
+async def test_a_reset_asked_for_while_the_database_restarts_is_made_once_it_is_back(
+    own_postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    async with running(own_postgres.url, tmp_path, smtp_host="127.0.0.1") as app:
+        engine = app.state.tests_engine
+        await add_account(engine, "forgetful@example.com")
+        async with client_of(app) as client:
+            await asyncio.to_thread(own_postgres.stop)
+            # The answer comes at once; the test transport hands it over once the link is made.
+            asked = asyncio.create_task(
+                client.post("/password-reset", json={"email": "forgetful@example.com"})
+            )
+            await asyncio.sleep(2)
+            await asyncio.to_thread(own_postgres.start)
+            async with asyncio.timeout(30):
+                response = await asked
+        assert response.status_code == 202
+    async with own_engine(own_postgres.url) as fresh, fresh.connect() as conn:
+        links = await conn.scalar(text("SELECT count(*) FROM password_resets"))
+        mails = await conn.scalar(text("SELECT count(*) FROM jobs WHERE kind = 'mail'"))
+    assert (links, mails) == (1, 1)

@@ -4,9 +4,11 @@ the answer takes: a request is answered before anything depends on the address."
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
@@ -16,7 +18,7 @@ from ticketdesk.auth import repository as auth_repository
 from ticketdesk.auth import service as auth
 from ticketdesk.auth.security import hash_password
 from ticketdesk.db import Database, Db
-from ticketdesk.errors import BadRequest
+from ticketdesk.errors import BadRequest, DatabaseUnavailable, ServiceBusy, StatementTimeout
 from ticketdesk.jobs import repository as jobs
 from ticketdesk.jobs.repository import NewJob
 from ticketdesk.mail.outbound import Mail
@@ -53,14 +55,30 @@ def request_reset(
     return partial(mail_link, database, email=email, settings=settings)
 
 
+RETRY_FOR_S = 60.0
+"""How long a link waits for the database to come back before it is given up (logged)."""
+
+
 async def mail_link(database: Database, *, email: str, settings: Settings) -> None:
     """Keep a new link of the account of `email`, if any, and queue its mail, in a
-    transaction of its own (nobody waits for it to raise)."""
-    try:
-        async with database.session() as db:
-            await _mail_link(db, email=email, settings=settings)
-    except Exception:
-        log.exception("a password reset link could not be made")
+    transaction of its own (nobody waits for it to raise). While the database is away (a
+    restart), it tries again for up to RETRY_FOR_S: the asker was told a link is coming."""
+    delay = 0.25
+    deadline = time.monotonic() + RETRY_FOR_S
+    while True:
+        try:
+            async with database.session() as db:
+                await _mail_link(db, email=email, settings=settings)
+            return
+        except (DatabaseUnavailable, StatementTimeout, ServiceBusy):
+            if time.monotonic() + delay > deadline:
+                log.error("a password reset link could not be made: the database stayed away")
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 4.0)
+        except Exception:
+            log.exception("a password reset link could not be made")
+            return
 
 
 async def _mail_link(db: Db, *, email: str, settings: Settings) -> None:
