@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,10 @@ from conftest import JWT_KEY, add_account, make_settings, own_engine
 from throwaway_postgres import ThrowawayPostgres, free_port
 from ticketdesk.app import create_app
 from ticketdesk.auth.security import create_token
-from ticketdesk.db import Statement
+from ticketdesk.db import Db, Statement, open_database
+from ticketdesk.jobs import repository as jobs
+from ticketdesk.jobs import worker as jobs_worker
+from ticketdesk.jobs.repository import ClaimedJob, NewJob
 
 UNAVAILABLE = {"detail": "the database is unavailable; retry shortly"}
 TOO_SLOW = {"detail": "the database took too long to answer; retry shortly"}
@@ -417,3 +421,45 @@ async def test_a_reset_asked_for_while_the_database_restarts_is_made_once_it_is_
         links = await conn.scalar(text("SELECT count(*) FROM password_resets"))
         mails = await conn.scalar(text("SELECT count(*) FROM jobs WHERE kind = 'mail'"))
     assert (links, mails) == (1, 1)
+
+
+async def test_an_outcome_the_database_restart_kept_out_is_recorded_once_it_is_back(
+    own_postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    # A mail sent whose outcome is lost is sent again when its lease ends: a duplicate.
+    settings = make_settings(own_postgres.url, tmp_path, job_lease_seconds=30)
+    database = await open_database(settings)
+    ran: list[str] = []
+    restarted: list[asyncio.Task[None]] = []
+
+    async def restart_later() -> None:
+        await asyncio.sleep(2)
+        await asyncio.to_thread(own_postgres.start)
+
+    async def send(job: ClaimedJob) -> jobs_worker.Outcome:
+        ran.append(job.key)
+        await asyncio.to_thread(own_postgres.stop)  # after the work, before its outcome
+        restarted.append(asyncio.create_task(restart_later()))
+        return jobs_worker.Outcome(250)
+
+    async def claim(db: Db, now: datetime, lease_end: datetime, limit: int) -> list[ClaimedJob]:
+        return await jobs.claim(db, kind="mail", now=now, lease_end=lease_end, limit=limit)
+
+    async def nothing_to_dispatch(db: Db) -> int:
+        return 0
+
+    try:
+        async with database.session() as db:
+            await jobs.queue(db, [NewJob("once", "mail", "{}")], now=datetime.now(UTC))
+        kinds = {"mail": jobs_worker.Kind(send, claim, slots=1, deadline=5)}
+        worker = jobs_worker.Worker(database, settings, kinds, nothing_to_dispatch)
+        await worker.step()
+        async with asyncio.timeout(30):
+            await worker.drain()
+            await asyncio.gather(*restarted)
+    finally:
+        await database.close(5)
+    async with own_engine(own_postgres.url) as fresh, fresh.connect() as conn:
+        row = (await conn.execute(text("SELECT status, attempts FROM jobs"))).one()
+    assert ran == ["once"]
+    assert tuple(row) == ("done", 1)

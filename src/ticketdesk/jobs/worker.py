@@ -18,11 +18,13 @@ import contextlib
 import functools
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ticketdesk.db import Database, Db
+from ticketdesk.errors import DatabaseUnavailable, ServiceBusy, StatementTimeout
 from ticketdesk.events.repository import CHANNEL
 from ticketdesk.jobs import repository
 from ticketdesk.jobs.repository import ClaimedJob
@@ -35,6 +37,9 @@ JITTER = 0.2
 """Each retry delay is stretched or shrunk by up to this share, so failed jobs spread out."""
 OUTAGE_PAUSE_S = 2.0
 DEADLINE_GRACE_S = 1.0
+LEASE_MARGIN_S = 2.0
+"""An outcome is tried until this long before the attempt's lease ends, not later."""
+UNAVAILABLE = (DatabaseUnavailable, StatementTimeout, ServiceBusy)
 """A kind's own deadline (its call's) comes first; the worker's, this much later, bounds the
 rest of an attempt too (its reads of the database)."""
 
@@ -167,41 +172,63 @@ class Worker:
         self._wake.set()
 
     async def _attempt(self, kind: Kind, job: ClaimedJob) -> None:
+        lease_ends = time.monotonic() + self._settings.job_lease_seconds - LEASE_MARGIN_S
         try:
-            await self._run(kind, job)
+            record = await self._run(kind, job)
+            await self._recorded(record, until=lease_ends)
         except Exception:
-            # The database went away: the job's lease runs out, and it runs again.
+            # The database stayed away: the job's lease runs out, and it runs again.
             log.exception("the outcome of job %s could not be recorded", job.key)
 
-    async def _run(self, kind: Kind, job: ClaimedJob) -> None:
+    @staticmethod
+    async def _recorded(record: Callable[[], Awaitable[None]], *, until: float) -> None:
+        """Record an attempt's outcome, again and again while the database is away (a
+        restart) until shortly before the lease ends: an outcome lost is a mail sent twice."""
+        delay = 0.25
+        while True:
+            try:
+                await record()
+                return
+            except UNAVAILABLE:
+                if time.monotonic() + delay >= until:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 4.0)
+
+    async def _run(self, kind: Kind, job: ClaimedJob) -> Callable[[], Awaitable[None]]:
+        """Run the job; what records its outcome."""
         deadline = kind.deadline + DEADLINE_GRACE_S
         try:
             async with asyncio.timeout(deadline):
                 outcome = await kind.run(job)
         except JobFailed as failure:
-            await self._failed(job, kind, failure)
+            return functools.partial(self._failed, job, kind, failure)
         except TimeoutError:
-            await self._failed(job, kind, JobFailed(f"not done within {deadline:g} s"))
+            late = JobFailed(f"not done within {deadline:g} s")
+            return functools.partial(self._failed, job, kind, late)
         except Exception as exc:
             log.exception("job %s crashed", job.key, extra={"job_id": job.id})
-            await self._failed(job, kind, JobFailed(f"{type(exc).__name__} in the worker"))
-        else:
-            now = datetime.now(UTC)
-            async with self._database.session() as db:
-                if kind.succeeded is not None:
-                    await db.begin()
-                await repository.finish(
-                    db,
-                    job,
-                    status="done",
-                    run_at=now,
-                    finished_at=now,
-                    error=None,
-                    code=outcome.code,
-                    payload=outcome.payload,
-                )
-                if kind.succeeded is not None:
-                    await kind.succeeded(db, job)
+            crashed = JobFailed(f"{type(exc).__name__} in the worker")
+            return functools.partial(self._failed, job, kind, crashed)
+        return functools.partial(self._done, job, kind, outcome)
+
+    async def _done(self, job: ClaimedJob, kind: Kind, outcome: Outcome) -> None:
+        now = datetime.now(UTC)
+        async with self._database.session() as db:
+            if kind.succeeded is not None:
+                await db.begin()
+            await repository.finish(
+                db,
+                job,
+                status="done",
+                run_at=now,
+                finished_at=now,
+                error=None,
+                code=outcome.code,
+                payload=outcome.payload,
+            )
+            if kind.succeeded is not None:
+                await kind.succeeded(db, job)
 
     async def _failed(self, job: ClaimedJob, kind: Kind, failure: JobFailed) -> None:
         now = datetime.now(UTC)
