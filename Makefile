@@ -4,7 +4,7 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 
-.PHONY: install install-dev run test check format bench
+.PHONY: install install-dev run test check format bench soak
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,6 @@ format: install-dev
 
 bench: install-dev  ## load benchmark against PostgreSQL (needs wrk, pgbench); see bench/README.md
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+soak: install-dev  ## 30 minutes of traffic with faults on a PostgreSQL of its own; see bench/README.md
+	$(VENV)/bin/python bench/soak.py $(SOAK_ARGS)

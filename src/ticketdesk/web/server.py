@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol, with the limits it lacks on a request's head.
+"""uvicorn as serve runs it: the httptools protocol with the limits it lacks on a request's
+head, and a supervisor that notices at once when a worker process dies.
 
 uvicorn bounds headers only in its h11 protocol; under httptools a request line and headers
 of any size are buffered and parsed (a header of 128 MiB cost a worker 16 s of CPU), and a
@@ -7,6 +8,15 @@ client that never finishes its headers holds the connection for ever. Here a req
 it must arrive within so many seconds of its first byte (of the connection, for the first
 request), or the connection is closed without an answer. The three are MAX_HEADER_BYTES,
 MAX_HEADERS and HEADER_TIMEOUT, read from the environment by each worker process.
+
+uvicorn's supervisor asks each worker every half second whether it is alive, over a pipe,
+and waits up to its health-check timeout (WORKER_START_TIMEOUT_S, 30 s) for the answer. It
+keeps both ends of each pipe open, so a worker that dies while the supervisor waits on it
+(a worker killed while it was too busy to answer, or killed by the OOM killer) goes unseen
+until that wait times out: half a minute with one worker fewer. Each worker's handle here
+closes the worker's end in the supervisor once the worker has its own copy, so a death ends
+the wait at once and a new worker is started. Importing this module (serve does, before
+uvicorn starts) makes uvicorn's supervisor use these handles.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from typing import NamedTuple
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors import multiprocess
 
 from ticketdesk.settings import Settings
 
@@ -138,3 +149,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._new_head()  # a kept-alive connection's next request starts its own head
+
+
+class WorkerHandle(multiprocess.Process):
+    """A worker's handle in uvicorn's supervisor that lets go of the worker's end of their
+    health-check pipe once the worker holds its own: its death then reads as the end of
+    the pipe, at once, instead of as a health check that times out."""
+
+    def start(self) -> None:
+        super().start()  # the worker has its copy of the pipe once this returns
+        self.child_conn.close()
+
+
+multiprocess.Process = WorkerHandle  # type: ignore[misc]
