@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -216,7 +219,9 @@ async def test_header_values_with_line_breaks_are_sent_on_one_line(
         thread="8f14e45f-ceea-\r\n 467f@alps.example\n",
         reply_to=mac_address(1) + "\r\n",
     )
-    assert await outbound.send(outbound.compose(mail, settings), settings) == 250
+    code, leave = await outbound.send(outbound.compose(mail, settings), settings)
+    await leave()
+    assert code == 250
     (sent,) = await box.wait_for(1)
     assert sent["To"] == '"Carla Bcc: evil@example.com" <carla@example.com>'
     assert sent["Subject"] == "[#1] Printer on fire Bcc: evil@example.com"
@@ -224,3 +229,45 @@ async def test_header_values_with_line_breaks_are_sent_on_one_line(
     assert sent["Reply-To"] == mac_address(1)
     assert sent["Bcc"] is None
     assert box.mails[0][0] == ["carla@example.com"]  # the envelope: no one else
+
+
+async def test_a_mail_is_recorded_as_sent_before_its_smtp_session_ends(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine, make_user: MakeUser
+) -> None:
+    """A worker killed after the server took a mail and before the record sends it again:
+    nothing that can wait (the QUIT's round trip) comes between the two."""
+    release = threading.Event()
+    quits: list[float] = []
+
+    class HoldingQuit(SMTP):
+        async def smtp_QUIT(self, arg: str) -> None:
+            quits.append(time.monotonic())
+            await asyncio.to_thread(release.wait, 30)
+            await super().smtp_QUIT(arg)
+
+    class Holding(Controller):
+        def factory(self) -> SMTP:
+            return HoldingQuit(self.handler)
+
+    box = Mailbox()
+    port = _free_port()
+    controller = Holding(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        async with client_with(database_url, tmp_path, **sending_to(port)) as client:
+            customer = await make_user("customer")
+            await open_ticket(client, customer)
+            await box.wait_for(1)
+            for _ in range(100):
+                async with engine.connect() as conn:
+                    rows = (await conn.execute(select(jobs.c.status))).scalars().all()
+                if rows == ["done"]:
+                    break
+                await asyncio.sleep(0.05)
+            held = len(quits)
+            release.set()
+    finally:
+        release.set()
+        controller.stop()
+    assert rows == ["done"]
+    assert held == 1  # its QUIT was still waiting for an answer when it was recorded

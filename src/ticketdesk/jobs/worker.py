@@ -56,15 +56,19 @@ class JobFailed(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    """A job that succeeded: the reply code, and what to keep of its payload (None: all)."""
+    """A job that succeeded: the reply code, what to keep of its payload (None: all), and
+    what to do once its success is recorded (an SMTP session's QUIT: a worker killed before
+    the record runs the job again, so nothing that can wait comes before it)."""
 
     code: int | None = None
     payload: str | None = None
+    then: Callable[[], Awaitable[None]] | None = None
 
 
 Claim = Callable[[Db, datetime, datetime, int], Awaitable[list[ClaimedJob]]]
 """Takes up to the given number of due jobs of one kind: (db, now, lease end, limit)."""
 Hook = Callable[[Db, ClaimedJob], Awaitable[None]]
+Record = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -173,15 +177,18 @@ class Worker:
 
     async def _attempt(self, kind: Kind, job: ClaimedJob) -> None:
         lease_ends = time.monotonic() + self._settings.job_lease_seconds - LEASE_MARGIN_S
+        record, then = await self._run(kind, job)
         try:
-            record = await self._run(kind, job)
             await self._recorded(record, until=lease_ends)
         except Exception:
             # The database stayed away: the job's lease runs out, and it runs again.
             log.exception("the outcome of job %s could not be recorded", job.key)
+        finally:
+            if then is not None:
+                await then()
 
     @staticmethod
-    async def _recorded(record: Callable[[], Awaitable[None]], *, until: float) -> None:
+    async def _recorded(record: Record, *, until: float) -> None:
         """Record an attempt's outcome, again and again while the database is away (a
         restart) until shortly before the lease ends: an outcome lost is a mail sent twice."""
         delay = 0.25
@@ -195,22 +202,22 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 4.0)
 
-    async def _run(self, kind: Kind, job: ClaimedJob) -> Callable[[], Awaitable[None]]:
-        """Run the job; what records its outcome."""
+    async def _run(self, kind: Kind, job: ClaimedJob) -> tuple[Record, Record | None]:
+        """Run the job: what records its outcome, and what comes after the record."""
         deadline = kind.deadline + DEADLINE_GRACE_S
         try:
             async with asyncio.timeout(deadline):
                 outcome = await kind.run(job)
         except JobFailed as failure:
-            return functools.partial(self._failed, job, kind, failure)
+            return functools.partial(self._failed, job, kind, failure), None
         except TimeoutError:
             late = JobFailed(f"not done within {deadline:g} s")
-            return functools.partial(self._failed, job, kind, late)
+            return functools.partial(self._failed, job, kind, late), None
         except Exception as exc:
             log.exception("job %s crashed", job.key, extra={"job_id": job.id})
             crashed = JobFailed(f"{type(exc).__name__} in the worker")
-            return functools.partial(self._failed, job, kind, crashed)
-        return functools.partial(self._done, job, kind, outcome)
+            return functools.partial(self._failed, job, kind, crashed), None
+        return functools.partial(self._done, job, kind, outcome), outcome.then
 
     async def _done(self, job: ClaimedJob, kind: Kind, outcome: Outcome) -> None:
         now = datetime.now(UTC)

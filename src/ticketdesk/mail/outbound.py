@@ -6,7 +6,9 @@ queued: sent again after a crash, it is the same mail, with the same Message-ID.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
@@ -89,22 +91,27 @@ class SendFailed(Exception):
         self.final = final
 
 
-async def send(message: EmailMessage, settings: Settings) -> int:
-    """Hand the mail to the SMTP server; its reply code. SendFailed when it would not take it
-    (`final` for a permanent refusal, a 5xx reply)."""
+async def send(message: EmailMessage, settings: Settings) -> tuple[int, Leave]:
+    """Hand the mail to the SMTP server: its reply code, and what ends the session (QUIT),
+    to be awaited once the caller has recorded that the mail went out. A kill between the
+    server's acceptance and that record sends the mail again; leaving the QUIT until after
+    the record keeps that window to the record alone. SendFailed when the server would not
+    take the mail (`final` for a permanent refusal, a 5xx reply)."""
     assert settings.smtp_host is not None
+    client = aiosmtplib.SMTP(
+        hostname=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        use_tls=settings.smtp_tls == "tls",
+        start_tls=settings.smtp_tls == "starttls",
+        timeout=settings.smtp_timeout,
+    )
     try:
-        errors, reply = await aiosmtplib.send(
-            message,
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            use_tls=settings.smtp_tls == "tls",
-            start_tls=settings.smtp_tls == "starttls",
-            timeout=settings.smtp_timeout,
-        )
+        await client.connect()
+        errors, reply = await client.send_message(message)
     except aiosmtplib.SMTPRecipientsRefused as exc:
+        await _leave(client)
         refused = exc.recipients[0]
         raise SendFailed(
             f"the SMTP server refused the recipient: {refused.code} {refused.message}",
@@ -112,20 +119,40 @@ async def send(message: EmailMessage, settings: Settings) -> int:
             final=500 <= refused.code < 600,
         ) from exc
     except aiosmtplib.SMTPResponseException as exc:
+        await _leave(client)
         raise SendFailed(
             f"the SMTP server refused the mail: {exc.code} {exc.message}",
             code=exc.code,
             final=500 <= exc.code < 600,
         ) from exc
     except (aiosmtplib.SMTPException, OSError) as exc:
+        client.close()
         raise SendFailed(
             f"the SMTP server could not be reached: {exc}", code=None, final=False
         ) from exc
+    except BaseException:  # a deadline: the session is dropped
+        client.close()
+        raise
     if errors:
+        await _leave(client)
         refusal = next(iter(errors.values()))
         raise SendFailed(
             f"the SMTP server refused the recipient: {refusal.code} {refusal.message}",
             code=refusal.code,
             final=refusal.code >= 500,
         )
-    return int(reply.split(" ", 1)[0]) if reply[:3].isdigit() else 250
+    code = int(reply.split(" ", 1)[0]) if reply[:3].isdigit() else 250
+    return code, functools.partial(_leave, client)
+
+
+Leave = Callable[[], Awaitable[None]]
+
+
+async def _leave(client: aiosmtplib.SMTP) -> None:
+    """QUIT, as politely as the server allows, and close (what `aiosmtplib.send` does)."""
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()

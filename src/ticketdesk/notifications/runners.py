@@ -36,7 +36,7 @@ def kinds(database: Database, settings: Settings, client: httpx.AsyncClient) -> 
         try:
             # aiosmtplib's own timeout bounds each reply, not the whole exchange.
             async with asyncio.timeout(settings.smtp_timeout):
-                code = await outbound.send(outbound.compose(mail, settings), settings)
+                code, leave = await outbound.send(outbound.compose(mail, settings), settings)
         except TimeoutError as exc:
             raise JobFailed(
                 f"the SMTP server did not take the mail within {settings.smtp_timeout:g} s"
@@ -45,8 +45,8 @@ def kinds(database: Database, settings: Settings, client: httpx.AsyncClient) -> 
             raise JobFailed(failure.reason, code=failure.code, final=failure.final) from failure
         if mail.secret:  # a password reset link: no use to anyone once sent
             kept = mail.model_copy(update={"context": {"link": FORGOTTEN}})
-            return Outcome(code, kept.model_dump_json())
-        return Outcome(code)
+            return Outcome(code, kept.model_dump_json(), then=leave)
+        return Outcome(code, then=leave)
 
     async def call_webhook(job: ClaimedJob) -> Outcome:
         assert job.webhook_id is not None
