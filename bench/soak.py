@@ -316,13 +316,10 @@ class Delivery:
     arrived: float
 
 
-class HealthyReceiver:
-    """A webhook endpoint that answers 204 at once and keeps every call, checked with the
-    Standard Webhooks library against the endpoint's secret."""
+class Receiver:
+    """A webhook endpoint on a free loopback port; `_serve` handles each connection."""
 
     def __init__(self) -> None:
-        self.secret: str | None = None
-        self.deliveries: list[Delivery] = []
         self.server: asyncio.Server | None = None
         self.port = 0
 
@@ -333,6 +330,19 @@ class HealthyReceiver:
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class HealthyReceiver(Receiver):
+    """A webhook endpoint that answers 204 at once and keeps every call, checked with the
+    Standard Webhooks library against the endpoint's secret."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secret: str | None = None
+        self.deliveries: list[Delivery] = []
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ValueError):
@@ -371,23 +381,14 @@ class HealthyReceiver:
             self.server.close()
 
 
-class DeadReceiver:
+class DeadReceiver(Receiver):
     """An endpoint that takes the connection and the request, and never answers."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.connections = 0
-        self.server: asyncio.Server | None = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._hold, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def _hold(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         with contextlib.suppress(ConnectionError):
             while await reader.read(65536):

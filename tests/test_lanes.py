@@ -25,6 +25,16 @@ DEAD_ENDPOINTS = 8
 TICKETS = 10
 
 
+def calling_hooks(**overrides: Any) -> dict[str, Any]:
+    """Settings of an app whose worker runs its jobs at once and may call loopback receivers."""
+    return {
+        "jobs_in_server": True,
+        "job_poll_seconds": 0.1,
+        "webhook_allow_private": True,
+        **overrides,
+    }
+
+
 async def until(check: Callable[[], Any], seconds: float, what: str) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -148,15 +158,12 @@ async def test_a_paused_endpoint_is_probed_and_its_calls_flow_once_it_answers(
     def answer(_webhook_id: str, _attempt: int) -> int:
         return 204 if up else 503
 
-    settings = {
-        "jobs_in_server": True,
-        "job_poll_seconds": 0.1,
-        "webhook_allow_private": True,
-        "webhook_pause_after": 2,
-        "webhook_pause_seconds": 1,
-        "webhook_pause_max_seconds": 2,
-        "job_retry_delays": "0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1",
-    }
+    settings = calling_hooks(
+        webhook_pause_after=2,
+        webhook_pause_seconds=1,
+        webhook_pause_max_seconds=2,
+        job_retry_delays="0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1",
+    )
     with WebhookReceiver(answer) as receiver:
         async with client_with(database_url, tmp_path, **settings) as client:
             hook = await add_endpoint(client, superuser, receiver.url)
@@ -194,14 +201,9 @@ async def test_a_superuser_resumes_a_paused_endpoint_at_once(
     database_url: URL, tmp_path: Path, make_user: MakeUser, superuser: Account
 ) -> None:
     customer = await make_user("customer")
-    settings = {
-        "jobs_in_server": True,
-        "job_poll_seconds": 0.1,
-        "webhook_allow_private": True,
-        "webhook_pause_after": 1,
-        "webhook_pause_seconds": 3600,
-        "job_retry_delays": "0.1,0.1",
-    }
+    settings = calling_hooks(
+        webhook_pause_after=1, webhook_pause_seconds=3600, job_retry_delays="0.1,0.1"
+    )
     with WebhookReceiver(lambda _id, _attempt: 500) as receiver:
         async with client_with(database_url, tmp_path, **settings) as client:
             hook = await add_endpoint(client, superuser, receiver.url)
@@ -230,13 +232,7 @@ async def test_a_trickling_answer_is_cut_off_at_the_deadline(
     database_url: URL, tmp_path: Path, make_user: MakeUser, superuser: Account, engine: AsyncEngine
 ) -> None:
     customer = await make_user("customer")
-    settings = {
-        "jobs_in_server": True,
-        "job_poll_seconds": 0.1,
-        "webhook_allow_private": True,
-        "webhook_timeout": 3,
-        "job_retry_delays": "60",
-    }
+    settings = calling_hooks(webhook_timeout=3, job_retry_delays="60")
     with RawPeer(trickles(every_s=2)) as peer:
         async with client_with(database_url, tmp_path, **settings) as client:
             await add_endpoint(client, superuser, peer.url)

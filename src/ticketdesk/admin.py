@@ -8,12 +8,11 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from ticketdesk.db import Db, open_database
+from ticketdesk.db import Db, open_database, row_as_json
 from ticketdesk.errors import TicketdeskError
 from ticketdesk.schemas import Password
 from ticketdesk.settings import Settings
@@ -37,10 +36,6 @@ def in_transaction(settings: Settings, work: Callable[[Db], Awaitable[T]]) -> T:
         return asyncio.run(run())
     except TicketdeskError as exc:
         sys.exit(f"ticketdesk: {exc.detail}")
-
-
-def _as_json(row: NamedTuple) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row._asdict().items()}
 
 
 def set_password(args: argparse.Namespace, settings: Settings, password: str) -> None:
@@ -69,7 +64,7 @@ def list_users(args: argparse.Namespace, settings: Settings) -> None:
 
     rows = in_transaction(settings, service.all_users)
     if args.json:
-        print(json.dumps([_as_json(row) for row in rows], indent=2))
+        print(json.dumps([row_as_json(row) for row in rows], indent=2))
         return
     print(f"{'id':>6}  {'email':<32} {'username':<20} {'role':<10} {'active':<6} {'tickets':>7}")
     for row in rows:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,6 +34,11 @@ Row: TypeAlias = Sequence[Any]
 """A result row: its columns in the order the statement selects them."""
 
 NO_PARAMS: Mapping[str, Any] = {}
+
+
+def row_as_json(row: Any) -> dict[str, Any]:
+    """A typed row (a named tuple) as JSON values: its times in ISO 8601 (for the CLI's --json)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row._asdict().items()}
 
 
 class Db:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
+from ticketdesk.db import row_as_json
 from ticketdesk.jobs.service import Overview
 
 STATES = ("queued", "running", "failed", "done")
@@ -12,16 +12,12 @@ TITLES = {"failed": "failed", "queued": "queued", "running": "running", "done": 
 TIME = "%Y-%m-%d %H:%M:%S"
 
 
-def _as_json(row: NamedTuple) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row._asdict().items()}
-
-
 def as_json(seen: Overview) -> dict[str, Any]:
     return {
         "counts": seen.counts,
         "lanes": seen.lanes,
-        "paused": [_as_json(row) for row in seen.paused],
-        **{state: [_as_json(row) for row in getattr(seen, state)] for state in STATES},
+        "paused": [row_as_json(row) for row in seen.paused],
+        **{state: [row_as_json(row) for row in getattr(seen, state)] for state in STATES},
     }
 
 

@@ -115,19 +115,23 @@ def _take(due: Select[tuple[int]]) -> Update:
 _DUE = (jobs.c.status.in_(constants(*UNFINISHED)), jobs.c.run_at <= bindparam("now"))
 
 
-def _claim_kind(*, skip_locked: bool) -> Update:
-    due = (
-        select(jobs.c.id)
-        .where(jobs.c.kind == bindparam("lane"), *_DUE)
-        .order_by(jobs.c.run_at)
-        .limit(bindparam("limit", type_=Integer))
-    )
-    return _take(due.with_for_update(skip_locked=True) if skip_locked else due)
+def _claim_due(which: ColumnElement[bool], *, atomic: bool = False) -> Statement:
+    """Take the earliest due jobs that `which` picks (those other workers hold on PostgreSQL
+    are skipped, not waited for)."""
+
+    def claim(*, skip_locked: bool) -> Update:
+        due = (
+            select(jobs.c.id)
+            .where(which, *_DUE)
+            .order_by(jobs.c.run_at)
+            .limit(bindparam("limit", type_=Integer))
+        )
+        return _take(due.with_for_update(skip_locked=True) if skip_locked else due)
+
+    return Statement(claim(skip_locked=False), postgres=claim(skip_locked=True), atomic=atomic)
 
 
-_CLAIM_KIND = Statement(
-    _claim_kind(skip_locked=False), postgres=_claim_kind(skip_locked=True), atomic=True
-)
+_CLAIM_KIND = _claim_due(jobs.c.kind == bindparam("lane"), atomic=True)
 
 
 _ANY_DUE = Statement(select(jobs.c.id).where(jobs.c.kind == bindparam("lane"), *_DUE).limit(1))
@@ -190,17 +194,7 @@ _SEEM_READY = Statement(_ready_endpoints(locked=False), writes=False)
 _RUNNING_NOW = Statement(_running_calls(bindparam("endpoint")))
 
 
-def _claim_calls(*, skip_locked: bool) -> Update:
-    due = (
-        select(jobs.c.id)
-        .where(jobs.c.webhook_id == bindparam("endpoint"), *_DUE)
-        .order_by(jobs.c.run_at)
-        .limit(bindparam("limit", type_=Integer))
-    )
-    return _take(due.with_for_update(skip_locked=True) if skip_locked else due)
-
-
-_CLAIM_CALLS = Statement(_claim_calls(skip_locked=False), postgres=_claim_calls(skip_locked=True))
+_CLAIM_CALLS = _claim_due(jobs.c.webhook_id == bindparam("endpoint"))
 _SERVED = Statement(
     update(webhooks)
     .where(webhooks.c.id == bindparam("webhook_id"))
