@@ -1,11 +1,14 @@
 """Every test runs on SQLite and on the real PostgreSQL, each starting from empty tables.
 
-PostgreSQL comes from TEST_DATABASE_URL (default: the local server's `test` database).
-When it cannot be reached the PostgreSQL tests fail; they are never skipped.
+PostgreSQL comes from TEST_DATABASE_URL (default: the local server's `ticketdesk_test`
+database, created when missing; one database per worker under pytest-xdist). The suite
+refuses a database that holds tables it did not create (see databases.py). When the server
+cannot be reached the PostgreSQL tests fail; they are never skipped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -24,6 +27,7 @@ from sqlalchemy import insert, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from databases import postgres_url, take_database
 from throwaway_postgres import ThrowawayPostgres
 from ticketdesk import migrate
 from ticketdesk.app import create_app
@@ -33,7 +37,6 @@ from ticketdesk.settings import Settings
 
 pytest_plugins = ["receivers"]  # the real SMTP server and webhook receiver, as fixtures
 
-DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 JWT_KEY = "k" * 48
 STAFF_TOKEN = "the-staff-token-of-the-tests"
 PASSWORD = "correct horse battery"
@@ -59,26 +62,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", backends, scope="session")
 
 
-async def _reset_postgres(url: URL) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="session")
-def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> URL:
+def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> URL:
     """A freshly migrated database for the backend."""
     if backend == "sqlite":
         url = make_url(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}")
     else:
-        import asyncio
-
-        url = make_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_PG_URL))
-        asyncio.run(_reset_postgres(url))  # fails loudly when PostgreSQL is down
+        url = postgres_url()
+        try:
+            asyncio.run(take_database(url))  # fails loudly when PostgreSQL is down
+        except pytest.UsageError as refusal:
+            # The run stops here (every worker's, under xdist), rather than one error a test.
+            request.session.shouldstop = str(refusal)
+            raise
     migrate.upgrade(url)
     return url
 
@@ -115,7 +113,10 @@ def settings(database_url: URL, tmp_path: Path) -> Settings:
 @asynccontextmanager
 async def own_engine(url: URL) -> AsyncIterator[AsyncEngine]:
     """The tests' own SQLAlchemy engine on the database: for setting up and looking at rows."""
-    engine = create_async_engine(url)
+    # SQLite: the tests' own statements wait up to 30 s for the write lock (not the driver's
+    # 5 s), since a delivery attempt of the previous test's app may still be recording.
+    options = {"connect_args": {"timeout": 30}} if url.get_backend_name() == "sqlite" else {}
+    engine = create_async_engine(url, **options)
     try:
         yield engine
     finally:

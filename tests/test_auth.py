@@ -327,6 +327,7 @@ async def test_logout_revokes_only_the_token_it_was_called_with(
     assert (await client.get("/tickets", headers=customer.headers)).status_code == 200
 
 
+@pytest.mark.slow
 async def test_revocation_holds_across_server_processes(
     database_url: URL, tmp_path: Path, customer: Account, staff: Account
 ) -> None:

@@ -20,6 +20,8 @@ from conftest import JWT_KEY, add_account, own_engine, running_servers
 from ticketdesk import migrate
 from ticketdesk.models import tickets
 
+pytestmark = pytest.mark.slow
+
 RESTORED_DATABASE = "ticketdesk_restored"
 
 

@@ -52,6 +52,8 @@ from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.service import create_key
 from ticketdesk.tickets.service import create_ticket
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES_PER_OPERATION = 100
 SCENARIOS = 200
 STEPS_PER_SCENARIO = 10

@@ -386,6 +386,7 @@ def _when_up(port: int, server: subprocess.Popen[str]) -> None:
     raise AssertionError(f"the server did not start: {_stop(server)}")
 
 
+@pytest.mark.slow
 def test_serve_writes_only_json_lines_and_no_access_log(tmp_path: Path) -> None:
     port, server = _serve(tmp_path, "--workers", "2")
     try:
@@ -415,6 +416,7 @@ def test_serve_writes_only_json_lines_and_no_access_log(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_log_level_warning_keeps_the_security_events_only(tmp_path: Path) -> None:
     port, server = _serve(tmp_path, "--workers", "1", LOG_LEVEL="warning")
     try:
@@ -428,6 +430,7 @@ def test_log_level_warning_keeps_the_security_events_only(tmp_path: Path) -> Non
     assert lines[0]["event"] == "access_denied"
 
 
+@pytest.mark.slow
 def test_an_unknown_log_level_stops_serve_with_a_message(tmp_path: Path) -> None:
     _, server = _serve(tmp_path, LOG_LEVEL="chatty")
     _, stderr = server.communicate(timeout=60)
@@ -462,6 +465,7 @@ def test_console_lines_are_for_people_and_auto_picks_by_the_terminal() -> None:
     assert log_format("console", io.StringIO()) == "console"
 
 
+@pytest.mark.slow
 def test_the_first_lines_say_what_runs_and_where_without_secrets(tmp_path: Path) -> None:
     port = _free_port()
     env = {

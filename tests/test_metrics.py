@@ -152,6 +152,7 @@ async def test_metrics_show_the_mail_and_webhook_lanes_and_paused_endpoints(
         assert value(text, "ticketdesk_webhook_endpoints", state=state) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.postgresql_only
 def test_metrics_are_summed_over_every_worker_process(database_url: URL, tmp_path: Path) -> None:
     port = _free_port()

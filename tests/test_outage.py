@@ -145,6 +145,7 @@ class Outcome:
         return self.response.status_code
 
 
+@pytest.mark.slow
 async def test_an_outage_under_load_is_503_quickly_then_recovers_and_no_201_is_lost(
     own_postgres: ThrowawayPostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -221,6 +222,7 @@ def _dsn(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+@pytest.mark.slow
 async def test_connections_a_restart_closed_are_replaced_before_anyone_uses_them(
     own_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
@@ -249,6 +251,7 @@ CREATE CONSTRAINT TRIGGER die_at_commit AFTER INSERT ON tickets
 """
 
 
+@pytest.mark.slow
 async def test_a_write_whose_commit_fails_is_never_acknowledged(
     own_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
@@ -270,6 +273,7 @@ async def test_a_write_whose_commit_fails_is_never_acknowledged(
         await admin.close()
 
 
+@pytest.mark.slow
 async def test_every_connection_of_both_pools_has_the_statement_timeout(
     own_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
@@ -296,6 +300,7 @@ async def locked(url: URL, table: str) -> AsyncIterator[None]:
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_a_statement_past_the_timeout_is_503_and_its_transaction_rolled_back(
     own_postgres: ThrowawayPostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -327,6 +332,7 @@ async def test_a_statement_past_the_timeout_is_503_and_its_transaction_rolled_ba
     ]
 
 
+@pytest.mark.slow
 async def test_the_lifespan_closes_its_connections_on_shutdown(
     own_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
@@ -353,6 +359,7 @@ async def test_the_lifespan_closes_its_connections_on_shutdown(
         await admin.close()
 
 
+@pytest.mark.slow
 async def test_a_hung_database_is_503_within_the_statement_timeout_and_readyz_within_2s(
     own_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
@@ -380,6 +387,7 @@ async def test_a_hung_database_is_503_within_the_statement_timeout_and_readyz_wi
     assert ready_took < 2.5
 
 
+@pytest.mark.slow
 async def test_an_open_event_stream_ends_cleanly_when_the_database_goes_away(
     own_postgres: ThrowawayPostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -400,6 +408,7 @@ async def test_an_open_event_stream_ends_cleanly_when_the_database_goes_away(
     assert "an event stream ended: the database is unavailable" in caplog.text
 
 
+@pytest.mark.slow
 async def test_a_reset_asked_for_while_the_database_restarts_is_made_once_it_is_back(
     own_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
@@ -423,6 +432,7 @@ async def test_a_reset_asked_for_while_the_database_restarts_is_made_once_it_is_
     assert (links, mails) == (1, 1)
 
 
+@pytest.mark.slow
 async def test_an_outcome_the_database_restart_kept_out_is_recorded_once_it_is_back(
     own_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:

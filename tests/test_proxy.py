@@ -24,6 +24,8 @@ from sqlalchemy.engine import URL
 
 from conftest import STAFF_TOKEN, _free_port, running_servers
 
+pytestmark = pytest.mark.slow
+
 CONFIG = Path(__file__).resolve().parent.parent / "docs" / "nginx" / "ticketdesk.conf"
 TOKEN = "metrics-token-of-the-proxy-test"
 SCRAPER = {"Authorization": f"Bearer {TOKEN}"}

@@ -193,6 +193,7 @@ def servers(
         yield urls
 
 
+@pytest.mark.slow
 async def test_two_server_processes_sharing_redis_share_one_budget(
     servers: list[str], customer: Account
 ) -> None:

@@ -59,6 +59,7 @@ async def next_event(messages: AsyncIterator[dict[str, str]]) -> dict[str, str]:
     raise AssertionError("the stream ended")
 
 
+@pytest.mark.slow
 async def test_events_from_another_process_arrive_within_a_second_and_resume(
     database_url: URL, tmp_path: Path, customer: Account, staff: Account
 ) -> None:
@@ -94,6 +95,7 @@ async def test_events_from_another_process_arrive_within_a_second_and_resume(
                 assert json.loads(event["data"])["after"]["topic"] == "second"
 
 
+@pytest.mark.slow
 async def test_the_stream_is_for_staff_with_a_valid_position(
     database_url: URL, tmp_path: Path, customer: Account, staff: Account
 ) -> None:
@@ -278,6 +280,7 @@ REVOCATIONS: dict[str, tuple[Callable[..., Awaitable[int]], int, int]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", list(REVOCATIONS))
 async def test_a_stream_ends_within_a_second_of_its_agent_losing_the_right_to_it(
     how: str,
@@ -305,6 +308,7 @@ async def test_a_stream_ends_within_a_second_of_its_agent_losing_the_right_to_it
     assert_cut_off(watched, gone)
 
 
+@pytest.mark.slow
 async def test_a_stream_ends_within_a_second_of_an_operators_demotion(
     database_url: URL, tmp_path: Path, customer: Account, staff: Account
 ) -> None:
@@ -328,6 +332,7 @@ async def test_a_stream_ends_within_a_second_of_an_operators_demotion(
     assert_cut_off(watched, gone)
 
 
+@pytest.mark.slow
 async def test_a_stream_ends_within_a_second_of_its_token_expiring(
     database_url: URL, tmp_path: Path, customer: Account, staff: Account
 ) -> None:
@@ -361,6 +366,7 @@ def _read_head(conn: socket.socket) -> bytes:
     return head
 
 
+@pytest.mark.slow
 async def test_head_of_the_stream_answers_its_head_and_the_connection_goes_on(
     database_url: URL, tmp_path: Path, customer: Account, staff: Account
 ) -> None:
@@ -421,6 +427,7 @@ def logged_server(database_url: URL, tmp_path: Path, **env: str) -> Iterator[tup
             process.wait(timeout=30)
 
 
+@pytest.mark.slow
 async def test_open_streams_end_at_once_when_the_server_stops(
     database_url: URL, tmp_path: Path, staff: Account, superuser: Account
 ) -> None:

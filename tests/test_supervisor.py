@@ -17,6 +17,8 @@ import pytest
 from conftest import JWT_KEY
 from throwaway_postgres import free_port
 
+pytestmark = pytest.mark.slow
+
 SERVE_PORTS = range(8700, 8750)
 REPLACED_WITHIN_S = 10.0  # the supervisor's health check waits up to 30 s for an answer
 WORKERS = 2

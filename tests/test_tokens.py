@@ -92,6 +92,7 @@ async def test_a_lost_channel_sends_every_check_to_the_database(
     await _listening(app)  # and the channel comes back
 
 
+@pytest.mark.slow
 @pytest.mark.postgresql_only
 async def test_revocations_reach_a_process_that_remembered_the_token_within_a_second(
     database_url: URL, tmp_path: Path, customer: Account, staff: Account

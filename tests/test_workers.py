@@ -23,6 +23,8 @@ from receivers import RawPeer, WebhookReceiver, answers_huge
 from ticketdesk.models import jobs, utcnow, webhooks
 from ticketdesk.webhooks import delivery
 
+pytestmark = pytest.mark.slow
+
 JOBS = 500
 
 

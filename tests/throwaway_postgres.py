@@ -27,8 +27,8 @@ OWNER_FILE = "owner.pid"  # the test run's process, which removes the server whe
 
 
 def free_port(ports: range) -> int:
-    """A port of `ports` nobody listens on now."""
-    for port in ports:
+    """A port of `ports` nobody listens on now, among this worker's share of them."""
+    for port in worker_share(ports):
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -36,6 +36,17 @@ def free_port(ports: range) -> int:
                 continue
             return port
     raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
+def worker_share(ports: range) -> range:
+    """Under pytest-xdist, worker gwN of W takes every W-th port of `ports` from the N-th on.
+    Workers probe for free ports at the same moment, and one worker's dead address must not
+    become another's server: disjoint shares rule both out."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return ports
+    count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    return ports[int(worker.removeprefix("gw")) :: count]
 
 
 class ThrowawayPostgres:
