@@ -773,6 +773,7 @@ class Desk:
         self.script_errors: Counter[str] = Counter()
         self.resets: list[dict[str, Any]] = []
         self.mail_in_outcomes: Counter[str] = Counter()
+        self.mail_in_failures: list[dict[str, Any]] = []  # refusals, with what mail-in said
         self.stream_stats: Counter[str] = Counter()
         self.stream_last: dict[int, int] = {}
         self.healthy_webhook_id = 0
@@ -1164,7 +1165,11 @@ class Desk:
                 await asyncio.sleep(5)
                 continue
             if code != 0:
-                self.mail_in_outcomes[f"exit {code}: {err.decode().strip()[:80]}"] += 1
+                last_line = err.decode().strip().splitlines()[-1:] or [""]
+                self.mail_in_outcomes[f"exit {code}: {last_line[0][:120]}"] += 1
+                self.mail_in_failures.append(
+                    {"at": self.clock.now(), "exit": code, "stderr": err.decode()[-4000:]}
+                )
                 return "refused", None
             found = re.match(r"(\w+) ticket #(\d+)", out.decode())
             if found is None:
@@ -1415,6 +1420,7 @@ async def verify(
     checks.append(check_memory(desk, memory, faults, figures))
     checks.append(check_server_errors(desk.api.tally, faults, figures))
     checks.append(await check_mail_jobs(database, figures))
+    checks.append(check_mail_in(desk, figures))
     return checks, figures
 
 
@@ -1570,6 +1576,18 @@ def reset_delays(desk: Desk) -> tuple[list[float], list[dict[str, Any]], int]:
         if i not in answered
     ]
     return list(answered.values()), unanswered, stray
+
+
+SYSEXITS = {0, 65, 67, 75, 77}
+"""What `mail-in` may exit with: an MTA bounces a mail on any other code (or defers it)."""
+
+
+def check_mail_in(desk: Desk, figures: dict[str, Any]) -> Check:
+    figures["mail_in_failures"] = desk.mail_in_failures
+    crashed = [f for f in desk.mail_in_failures if f["exit"] not in SYSEXITS]
+    runs = sum(v for k, v in desk.mail_in_outcomes.items() if re.fullmatch(r"exit -?\d+", k))
+    detail = f"{runs} runs; {len(crashed)} ended with a code outside sysexits.h"
+    return Check("mail-in answers the MTA in sysexits.h codes", not crashed, detail)
 
 
 def check_resets(desk: Desk, figures: dict[str, Any]) -> Check:

@@ -84,17 +84,39 @@ async def walk(url: str) -> None:
         await agent.get_by_role("button", name="Save").click()
         await agent.get_by_label("Internal note").check()
         await agent.get_by_label("Message").fill("The billing run fired twice on the 3rd.")
-        await agent.get_by_role("button", name="Save note").click()
+        await agent.get_by_role("button", name="Save note", exact=True).click()
         await agent.get_by_label("Message").fill("Sorry about that: we refunded the second charge.")
-        await agent.get_by_role("button", name="Send").click()
-        await agent.get_by_label("Status").select_option("resolved")
-        await agent.get_by_role("button", name="Save").click()
+        await agent.get_by_role("button", name="Send and resolve").click()
         await shoot(agent, "agent-ticket")
+        await agent.get_by_role("link", name="Queue").click()
+        await agent.get_by_role("link", name="VPN drops hourly").click()
+        await agent.get_by_label("Message").fill("Which VPN client and version do you use?")
+        await agent.keyboard.press("Control+Enter")
+        await agent.get_by_label("Message").fill("A reply with the wrong file")
+        await agent.get_by_label("Attachments").set_input_files(
+            files=[
+                {
+                    "name": "capture.pcap",
+                    "mimeType": "application/octet-stream",
+                    "buffer": b"x" * (11 * 1024 * 1024),
+                }
+            ]
+        )
+        await agent.get_by_role("button", name="Send", exact=True).click()
+        await shoot(agent, "agent-ticket-refused")
+        await agent.goto(url + "/app/queue?view=all&q=charged")
+        await shoot(agent, "agent-search")
 
         await customer.goto(ticket_url)
         await shoot(customer, "customer-ticket")
         await customer.get_by_role("link", name="My tickets").click()
         await shoot(customer, "customer-tickets")
+        await customer.goto(url + "/app/tickets/new")
+        await customer.get_by_label("Topic").fill("Invoice total wrong on my March bill")
+        await customer.get_by_label("Message").fill("The total is off by 12 euros.")
+        await shoot(customer, "customer-new-ticket")
+        await customer.goto(url + "/app/tickets/999")
+        await shoot(customer, "not-found")
 
         await agent.goto(url + "/app/account")
         await shoot(agent, "agent-account")
@@ -107,14 +129,19 @@ async def walk(url: str) -> None:
         await stranger.get_by_role("button", name="Mail me a link").click()
         await shoot(stranger, "password-reset-sent")
         await stranger.goto(url + "/app/password-reset/confirm?token=from-the-mail")
-        await shoot(stranger, "password-reset-confirm")
+        await shoot(stranger, "password-reset-used-link")
 
         for page, name, path in (
             (customer, "phone-customer-ticket", ticket_url),
             (agent, "phone-agent-queue", url + "/app/queue?view=all"),
+            (agent, "phone-agent-ticket", url + "/app/tickets/2"),
             (agent, "phone-agent-account", url + "/app/account"),
             (stranger, "phone-password-reset", url + "/app/password-reset"),
-            (stranger, "phone-password-reset-confirm", url + "/app/password-reset/confirm?token=t"),
+            (
+                stranger,
+                "phone-password-reset-used-link",
+                url + "/app/password-reset/confirm?token=t",
+            ),
         ):
             await page.set_viewport_size(PHONE)
             await page.goto(path)
@@ -126,7 +153,15 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
-        env = {**os.environ, "STAFF_TOKEN": STAFF_TOKEN, "LOG_LEVEL": "warning"}
+        # Mail "on" (to a port where nothing listens: the mails wait in the queue), so the
+        # pages show what they show on a desk that sends mail.
+        env = {
+            **os.environ,
+            "STAFF_TOKEN": STAFF_TOKEN,
+            "LOG_LEVEL": "error",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(free_port()),
+        }
         env.pop("DATABASE_URL", None)
         server = subprocess.Popen(  # noqa: S603 - our own command
             [sys.executable, "-m", "ticketdesk", "serve", "--workers", "1", "--port", str(port)],

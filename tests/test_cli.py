@@ -26,6 +26,8 @@ from conftest import JWT_KEY, STAFF_TOKEN, Account, add_account
 from throwaway_postgres import ThrowawayPostgres, free_port
 from ticketdesk.models import users
 
+pytestmark = pytest.mark.slow
+
 
 def environment(**env: str) -> dict[str, str]:
     """This process's environment without any of the service's settings, then `env`."""
@@ -102,6 +104,26 @@ def test_create_superuser_refuses_a_short_password(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "password" in result.stderr
+
+
+def test_create_superuser_takes_the_reserved_names_trial_domains_names(tmp_path: Path) -> None:
+    def create(email: str, **env: str) -> subprocess.CompletedProcess[str]:
+        args = ["create-superuser", "--email", email, "--username", "root", "--password-stdin"]
+        return run(args, tmp_path, stdin="a long enough password\n", **env)
+
+    refused = create("root@desk.local")
+    assert refused.returncode == 1
+    assert "special-use or reserved name" in refused.stderr and "Traceback" not in refused.stderr
+    assert create("root@desk.test").returncode == 0
+    taken = create("root@desk.local", TRIAL_DOMAINS="local")
+    assert taken.returncode == 0, taken.stderr
+    assert "superuser root@desk.local created" in taken.stdout
+    assert create("other@desk.test", TRIAL_DOMAINS="local").returncode == 1
+    engine = create_engine(f"sqlite:///{tmp_path / 'ticketdesk.db'}")
+    with engine.connect() as conn:
+        emails = conn.execute(select(users.c.email).order_by(users.c.id)).scalars().all()
+    engine.dispose()
+    assert emails == ["root@desk.test", "root@desk.local"]
 
 
 def test_a_short_jwt_key_stops_the_server_from_starting(tmp_path: Path) -> None:

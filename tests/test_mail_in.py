@@ -35,7 +35,7 @@ def reply_address(ticket_id: int) -> str:
 
 
 def mail_in(
-    database_url: URL, tmp_path: Path, raw: bytes, *args: str
+    database_url: URL, tmp_path: Path, raw: bytes, *args: str, **settings: str
 ) -> subprocess.CompletedProcess[str]:
     environment = {
         **os.environ,
@@ -44,6 +44,7 @@ def mail_in(
         "MAIL_FROM": f"Acme Support <support@{DOMAIN}>",
         "DATA_DIR": str(tmp_path / "data"),
         "LOG_LEVEL": "warning",
+        **settings,
     }
     done = subprocess.run(
         [sys.executable, "-m", "ticketdesk", "mail-in", *args],
@@ -90,6 +91,7 @@ async def count(engine: AsyncEngine, table: object) -> int:
         return int(await conn.scalar(select(func.count()).select_from(table)) or 0)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 async def test_a_mail_to_support_opens_a_ticket_once_for_a_new_customer(
     database_url: URL, tmp_path: Path, engine: AsyncEngine, client: httpx.AsyncClient
 ) -> None:
@@ -124,6 +126,7 @@ async def test_a_mail_to_support_opens_a_ticket_once_for_a_new_customer(
     assert login.status_code == 404
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -178,6 +181,7 @@ async def test_a_reply_from_any_mail_client_lands_on_its_ticket_without_the_quot
     assert ticket.json()["status"] == "pending"
 
 
+@pytest.mark.slow
 async def test_an_html_only_mail_becomes_text(
     database_url: URL, tmp_path: Path, engine: AsyncEngine
 ) -> None:
@@ -193,6 +197,7 @@ async def test_an_html_only_mail_becomes_text(
     ]
 
 
+@pytest.mark.slow
 async def test_attachments_become_attachments(
     database_url: URL, tmp_path: Path, client: httpx.AsyncClient, staff: Account
 ) -> None:
@@ -208,6 +213,7 @@ async def test_attachments_become_attachments(
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["auto_reply.eml", "bulk.eml", "bounce.eml"])
 async def test_mail_no_person_wrote_is_dropped(
     database_url: URL, tmp_path: Path, engine: AsyncEngine, name: str
@@ -219,6 +225,7 @@ async def test_mail_no_person_wrote_is_dropped(
     assert await count(engine, users) == 0
 
 
+@pytest.mark.slow
 async def test_our_own_mail_coming_back_is_dropped(
     database_url: URL, tmp_path: Path, engine: AsyncEngine
 ) -> None:
@@ -233,6 +240,7 @@ async def test_our_own_mail_coming_back_is_dropped(
     assert await count(engine, tickets) == 0
 
 
+@pytest.mark.slow
 async def test_forged_and_foreign_replies_are_refused(
     database_url: URL,
     tmp_path: Path,
@@ -253,6 +261,7 @@ async def test_forged_and_foreign_replies_are_refused(
     assert await count(engine, tickets) == 1
 
 
+@pytest.mark.slow
 async def test_unreadable_input_and_an_unreachable_database(
     database_url: URL, tmp_path: Path
 ) -> None:
@@ -268,6 +277,7 @@ def make_url_unreachable() -> URL:
     return make_url("postgresql+asyncpg://postgres@127.0.0.1:9/nothing")
 
 
+@pytest.mark.slow
 async def test_a_conversation_by_mail_end_to_end(
     database_url: URL, tmp_path: Path, make_user: MakeUser, superuser: Account
 ) -> None:
@@ -334,6 +344,7 @@ async def authors(engine: AsyncEngine) -> dict[int, str]:
         return {row[0]: row[1] for row in rows}
 
 
+@pytest.mark.slow
 async def test_a_message_id_is_the_same_mail_only_from_the_same_sender(
     database_url: URL, tmp_path: Path, engine: AsyncEngine
 ) -> None:
@@ -354,6 +365,7 @@ async def test_a_message_id_is_the_same_mail_only_from_the_same_sender(
     assert await authors(engine) == {1: "heidi@alps.example", 2: "bob@example.com"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
 async def test_the_receipt_for_a_mail_with_a_folded_message_id_is_delivered(
     database_url: URL, tmp_path: Path, engine: AsyncEngine, newline: str
@@ -374,6 +386,7 @@ async def test_the_receipt_for_a_mail_with_a_folded_message_id_is_delivered(
     assert again.stdout.strip() == "duplicate ticket #1"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "sender",
     [
@@ -400,6 +413,7 @@ async def test_mail_from_an_address_of_ours_is_dropped_and_makes_no_account(
     assert await count(engine, tickets) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "sender",
     [
@@ -461,3 +475,43 @@ def test_a_mail_key_keeps_the_message_id_and_tells_senders_apart() -> None:
     # Keys stored before the sender was part of them: the Message-ID alone, maybe folded.
     assert keys.message_id_of("m1@alps.example") == "m1@alps.example"
     assert keys.message_id_of("m1-\n a@alps.example") == "m1-a@alps.example"
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql_only
+async def test_a_database_that_fails_mid_mail_defers_it_never_bounces_it(
+    database_url: URL,
+    tmp_path: Path,
+    engine: AsyncEngine,
+    client: httpx.AsyncClient,
+    make_user: MakeUser,
+) -> None:
+    """A write the database cannot do now (here: it waits on a lock past the statement
+    timeout; in production a restart) is 75, "try again later", whichever step it hits: a
+    refusal (77) would bounce a mail that a minute later would have gone in."""
+    raw = fixture("gmail_reply.eml")
+    sender = email.message_from_bytes(raw, policy=policy.default)["From"].addresses[0]
+    author = await make_user("customer", email=sender.addr_spec.lower())
+    ticket_id = await open_ticket(client, author)
+    slow = {"DB_STATEMENT_TIMEOUT": "1"}
+    for locked, mail in (
+        (
+            select(tickets.c.id).where(tickets.c.id == ticket_id),
+            fixture("gmail_reply.eml", to_ticket=ticket_id),
+        ),
+        (
+            select(users.c.id).where(users.c.id == author.id),
+            with_header(fixture("new_ticket.eml"), "From", sender.addr_spec),
+        ),
+    ):
+        async with engine.connect() as holder, holder.begin():
+            await holder.execute(locked.with_for_update())
+            done = await asyncio.to_thread(mail_in, database_url, tmp_path, mail, **slow)
+        assert done.returncode == 75, done.stderr
+        assert "try again later" in done.stderr
+    # Once the database can, both go in.
+    assert (
+        mail_in(database_url, tmp_path, fixture("gmail_reply.eml", to_ticket=ticket_id)).returncode
+        == 0
+    )
+    assert len(await texts_of(engine, ticket_id)) == 2

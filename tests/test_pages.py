@@ -120,9 +120,11 @@ async def test_assets_are_cached_by_content_and_pages_are_not(
 ) -> None:
     page = await client.get("/")
     urls = re.findall(r'(?:href|src)="(/app/static/[^"]+)"', page.text)
-    assert len(urls) == 2
+    assert len(urls) == 3
     for url in urls:
-        assert re.fullmatch(r"/app/static/app\.[0-9a-f]{12}\.(css|js)", url)
+        assert re.fullmatch(
+            r"/app/static/(app\.[0-9a-f]{12}\.(css|js)|favicon\.[0-9a-f]{12}\.svg)", url
+        )
         asset = await client.get(url)
         assert asset.status_code == 200
         assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"

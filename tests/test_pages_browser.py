@@ -21,6 +21,8 @@ from sqlalchemy.engine import URL
 
 from conftest import STAFF_TOKEN, running_servers
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = "/usr/bin/chromium"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -107,10 +109,10 @@ async def test_a_customer_and_an_agent_work_a_ticket_end_to_end(server: str) -> 
         )
         await agent.get_by_label("Internal note").check()
         await agent.get_by_label("Message").fill("Billing ran twice on the 3rd.")
-        await agent.get_by_role("button", name="Save note").click()
+        await agent.get_by_role("button", name="Save note", exact=True).click()
         await expect(agent.get_by_text("Billing ran twice on the 3rd.")).to_be_visible()
         await agent.get_by_label("Message").fill("We refunded the second charge.")
-        await agent.get_by_role("button", name="Send").click()
+        await agent.get_by_role("button", name="Send", exact=True).click()
 
         await customer.reload()
         await expect(customer.get_by_text("We refunded the second charge.")).to_be_visible()
@@ -143,7 +145,8 @@ async def test_the_customer_flow_works_without_javascript(server: str) -> None:
         await page.get_by_label("Message").fill("One more thing.")
         await page.get_by_role("button", name="Send").click()
         await expect(page.get_by_text("One more thing.")).to_be_visible()
-        await page.get_by_role("button", name="Cancel ticket").click()
+        await page.get_by_text("Cancel this ticket").click()
+        await page.get_by_role("button", name="Yes, cancel it").click()
         await expect(page.get_by_text("This ticket is canceled")).to_be_visible()
         await page.get_by_role("link", name="My tickets").click()
         await expect(page.get_by_text("Canceled")).to_be_visible()

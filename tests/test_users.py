@@ -656,3 +656,114 @@ async def test_update_of_an_unknown_user_is_not_found(
     response = await update_user(client, staff, staff.id + 1000, {"username": "ghost"}, method)
     assert_error(response, 404)
     assert [row.username for row in await db_users(engine)] == ["someone"]
+
+
+# trial addresses: the reserved names a desk takes (TRIAL_DOMAINS), checked in one place
+
+
+def test_an_address_under_a_reserved_name_is_taken_only_when_the_desk_names_it() -> None:
+    from ticketdesk.schemas import SPECIAL_USE, TRIAL_NAMES, email_address, normalize_email
+
+    assert email_address(" Ann@Lab.TEST ", trial_domains={"test"}) == "ann@lab.test"
+    assert email_address("ann@lab.example", trial_domains={"example"}) == "ann@lab.example"
+    assert email_address("ann@printer.local", trial_domains={"local"}) == "ann@printer.local"
+    assert email_address("ann@dev.localhost", trial_domains={"localhost"}) == "ann@dev.localhost"
+    for address, names in [
+        ("ann@lab.test", {"example"}),
+        ("ann@lab.example", {"test"}),
+        ("ann@lab.\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45", set()),  # "example", full-width
+        ("ann@printer.local", {"test", "example"}),
+        ("ann@dev.localhost", set()),
+        ("ann@lab.invalid", TRIAL_NAMES),
+        ("ann@hidden.onion", TRIAL_NAMES),
+    ]:
+        with pytest.raises(ValueError, match="special-use or reserved name"):
+            email_address(address, trial_domains=names)
+    with pytest.raises(ValueError, match="should have a period"):
+        email_address("ann@localhost", trial_domains=TRIAL_NAMES)
+    assert SPECIAL_USE.endswith("cannot be used with email.")
+    # Signing in finds an account whatever the desk takes now.
+    assert normalize_email(" Ann@Printer.LOCAL ") == "ann@printer.local"
+
+
+def test_trial_domains_names_only_the_reserved_trial_names() -> None:
+    from pydantic import ValidationError
+
+    from ticketdesk.settings import Settings
+
+    assert Settings(_env_file=None).trial_domain_names == {"test", "example"}
+    spelled = Settings(_env_file=None, trial_domains=" .Local, localhost,")
+    assert spelled.trial_domains == "local,localhost"
+    assert Settings(_env_file=None, trial_domains="").trial_domain_names == frozenset()
+    for wrong in ("onion", "com", "test,invalid"):
+        with pytest.raises(ValidationError, match="only example, local, localhost, test"):
+            Settings(_env_file=None, trial_domains=wrong)
+
+
+async def test_registration_takes_test_and_example_addresses_and_refuses_local_ones(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    for n, email in enumerate(["tess@lab.test", "erik@lab.example"]):
+        response = await register(client, email=email, username=f"n{n}")
+        assert response.status_code == 201, response.text
+    for email in ("lou@printer.local", "hal@dev.localhost"):
+        response = await register(client, email=email)
+        assert_error(response, 400)
+        assert "special-use or reserved name" in response.json()["detail"]
+    assert_validation_error(await register(client, email="ivy@lab.invalid"), "email")
+    assert [row.email for row in await db_users(engine)] == ["tess@lab.test", "erik@lab.example"]
+
+
+async def test_trial_domains_can_take_local_addresses_and_refuse_test_ones(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    async with client_with(database_url, tmp_path, trial_domains="local,localhost") as client:
+        assert (await register(client, email="lou@printer.local")).status_code == 201
+        assert (await register(client, email="hal@dev.localhost")).status_code == 201
+        for email in ("tess@lab.test", "erik@lab.example"):
+            response = await register(client, email=email)
+            assert_error(response, 400)
+            assert "special-use or reserved name" in response.json()["detail"]
+    assert [row.email for row in await db_users(engine)] == [
+        "lou@printer.local",
+        "hal@dev.localhost",
+    ]
+
+
+async def test_a_first_mail_from_an_address_the_desk_does_not_take_makes_no_account(
+    database_url: URL, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    from conftest import make_settings
+    from ticketdesk.attachments.storage import LocalStorage
+    from ticketdesk.db import open_database
+    from ticketdesk.mail import inbound, receive
+
+    raw = (
+        b"From: Tess <tess@lab.test>\r\nTo: support@support.example.com\r\n"
+        b"Subject: The printer\r\nMessage-ID: <m1@lab.test>\r\n\r\nIt jams.\r\n"
+    )
+    mail = inbound.parse(raw)
+    assert mail.sender == "tess@lab.test"
+    storage = LocalStorage(tmp_path / "data" / "attachments")
+    outcomes = []
+    for trial_domains in ("local", "test"):
+        settings = make_settings(
+            database_url,
+            tmp_path,
+            trial_domains=trial_domains,
+            mail_from="Support <support@support.example.com>",
+        )
+        database = await open_database(settings)
+        try:
+            async with database.session() as db:
+                outcomes.append((await receive.receive(db, storage, settings, mail, raw)).outcome)
+        except receive.Refused as exc:
+            outcomes.append(str(exc))
+        finally:
+            await database.close(1.0)
+    assert outcomes == [
+        "tess@lab.test: The part after the @-sign is a special-use or reserved name that "
+        "cannot be used with email.",
+        "opened",
+    ]
+    assert [row.email for row in await db_users(engine)] == ["tess@lab.test"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import logging.config
@@ -11,6 +12,7 @@ import math
 import os
 import signal
 import sys
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -213,6 +215,7 @@ def _mail_in(args: argparse.Namespace) -> None:
     """Read one mail on stdin (an MTA's pipe) and take it in; exit as sysexits.h says."""
     from ticketdesk.attachments.storage import LocalStorage
     from ticketdesk.db import open_database
+    from ticketdesk.db.failures import DRIVER_ERRORS
     from ticketdesk.errors import TicketdeskError
     from ticketdesk.mail import inbound, receive
 
@@ -245,7 +248,9 @@ def _mail_in(args: argparse.Namespace) -> None:
             async with database.session() as db:
                 return await receive.receive(db, storage, settings, mail, raw)
         finally:
-            await database.close(settings.db_connect_timeout)
+            # Taken in (or not) already: a connection that breaks as it closes changes nothing.
+            with contextlib.suppress(*DRIVER_ERRORS):
+                await database.close(settings.db_connect_timeout)
 
     try:
         received = asyncio.run(take())
@@ -256,6 +261,12 @@ def _mail_in(args: argparse.Namespace) -> None:
         # The database is away or busy (or the disk is): the MTA tries again later.
         reason = getattr(exc, "detail", None) or type(exc).__name__
         print(f"ticketdesk mail-in: try again later: {reason}", file=sys.stderr)
+        sys.exit(EX_TEMPFAIL)
+    except Exception:  # noqa: BLE001 - every failure must reach the MTA as a code it knows
+        # Whatever else went wrong, the mail is kept and tried again (an MTA bounces a mail
+        # on any code it does not know): the operator reads the traceback in the MTA's log.
+        traceback.print_exc()
+        print("ticketdesk mail-in: try again later: an unexpected error", file=sys.stderr)
         sys.exit(EX_TEMPFAIL)
     if received.ticket_id is None:
         print(f"dropped: {received.reason}")
@@ -337,7 +348,10 @@ def _create_superuser(args: argparse.Namespace) -> None:
     )
 
     migrate.upgrade(settings.database)
-    user = admin.in_transaction(settings, lambda db: create_account(db, account))
+    user = admin.in_transaction(
+        settings,
+        lambda db: create_account(db, account, trial_domains=settings.trial_domain_names),
+    )
     print(f"superuser {data.email} created with id {user.id}")
 
 

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
+from ticketdesk.schemas import TRIAL_NAMES
 from ticketdesk.tickets import sla
 
 log = logging.getLogger("ticketdesk")
@@ -67,6 +68,12 @@ class Settings(BaseSettings):
     rate_limit_password_reset_per_ip: str = "50/hour"  # noqa: S105 - reset requests per IP
     # open: anyone signs up; closed: customers come from agents, STAFF_TOKEN and inbound mail.
     registration: Literal["open", "closed"] = "open"
+    # Top-level names of no real mail whose addresses a desk still takes (for trials):
+    # comma-separated, of test, example, local, localhost. Empty: none of them.
+    trial_domains: str = "test,example"
+    # An agent who replies from the console to a ticket nobody has takes it (unless they
+    # untick "Assign to me" in the composer).
+    assign_on_reply: bool = True
     idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
 
     data_dir: Path = Path("data")  # attachments are kept under it, in attachments/
@@ -200,6 +207,22 @@ class Settings(BaseSettings):
         if value < info.data.get("webhook_pause_seconds", 0.0):
             raise ValueError("may not be shorter than WEBHOOK_PAUSE_SECONDS")
         return value
+
+    @field_validator("trial_domains")
+    @classmethod
+    def _are_trial_names(cls, value: str) -> str:
+        names = {item.strip().lower().lstrip(".") for item in value.split(",") if item.strip()}
+        if names - TRIAL_NAMES:
+            raise ValueError(
+                f"{value!r}: only {', '.join(sorted(TRIAL_NAMES))} may be named (addresses "
+                "under the other reserved names never take mail)"
+            )
+        return ",".join(sorted(names))
+
+    @property
+    def trial_domain_names(self) -> frozenset[str]:
+        """TRIAL_DOMAINS as a set, for `schemas.email_address`."""
+        return frozenset(name for name in self.trial_domains.split(",") if name)
 
     @property
     def retry_delays(self) -> tuple[float, ...]:

@@ -212,3 +212,17 @@ async def feed(db: Db, *, after: int, limit: int) -> list[EventRow]:
     below = await feed_horizon(db)
     rows = await db.all(_FEED, {"after": after, "below": below, "limit": limit})
     return [EventRow(*row) for row in rows]
+
+
+_NEWEST = Statement(
+    select(func.coalesce(func.max(ticket_events.c.id), 0)).where(
+        ticket_events.c.id < bindparam("below", type_=ticket_events.c.id.type)
+    )
+)
+
+
+async def position(db: Db) -> int:
+    """The feed's position now: a stream opened after it sends what happens from here on
+    (and nothing is skipped: ids not yet committed are above it)."""
+    below = await feed_horizon(db)
+    return int(await db.scalar(_NEWEST, {"below": below}))

@@ -30,3 +30,10 @@ async def feed(db: Db, *, viewer: Viewer, after: int, limit: int) -> list[EventR
     if not viewer.is_agent:
         raise Forbidden("the event feed is for staff only")
     return await repository.feed(db, after=after, limit=limit)
+
+
+async def position(db: Db, *, viewer: Viewer) -> int:
+    """Where a live page's stream starts: after every event its content already shows."""
+    if not viewer.is_agent:
+        raise Forbidden("the event feed is for staff only")
+    return await repository.position(db)

@@ -17,12 +17,12 @@ from email import errors, message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
-from typing import Annotated
 
 from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
-from pydantic import EmailStr, Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ticketdesk.mail.html import html_to_text
+from ticketdesk.schemas import EmailAddress
 
 __all__ = ["InboundAttachment", "InboundMail", "InvalidMail", "html_to_text", "parse"]
 
@@ -50,7 +50,7 @@ _ATTRIBUTION = re.compile(
 )
 _CHARSETS = {"ascii": "utf-8", "iso8859-1": "cp1252"}  # as browsers read what is so labelled
 # A sender is held to what registration takes (users/schemas.py): an account is made for it.
-_ADDRESS: TypeAdapter[str] = TypeAdapter(Annotated[EmailStr, Field(max_length=320)])
+_ADDRESS: TypeAdapter[str] = TypeAdapter(EmailAddress)
 _ENCODED_NAME = re.compile(r"\b(?:file)?name\s*=\s*(=\?[^\s;\"]+\?=)", re.IGNORECASE)
 
 

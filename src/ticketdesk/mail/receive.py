@@ -23,7 +23,7 @@ from ticketdesk.attachments.storage import Storage
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.auth.security import TokenClaims
 from ticketdesk.db import Db, UniqueViolation
-from ticketdesk.errors import TicketdeskError
+from ticketdesk.errors import BadRequest, TicketdeskError
 from ticketdesk.mail import addresses, keys, repository
 from ticketdesk.mail.inbound import InboundMail
 from ticketdesk.mail.repository import Person
@@ -148,6 +148,8 @@ async def _post_reply(
             limits=Limits.of(settings),
         )
     except TicketdeskError as exc:
+        if exc.status_code >= 500:
+            raise  # the database is away or busy: the mail waits (75), it is not refused
         raise Refused(f"ticket #{ticket_id}: {exc.detail}") from exc
 
 
@@ -157,7 +159,12 @@ async def _open_ticket(
     person = await repository.person(db, sender)
     if person is None:
         name = _storable(mail.sender_name or sender.partition("@")[0]).strip()[:64] or "customer"
-        await users.create_mail_account(db, email=sender, username=name)
+        try:
+            await users.create_mail_account(
+                db, email=sender, username=name, trial_domains=settings.trial_domain_names
+            )
+        except BadRequest as exc:  # an address this desk makes no account with (TRIAL_DOMAINS)
+            raise Refused(f"{sender}: {exc.detail}") from exc
         person = await repository.person(db, sender)
         assert person is not None
     if not person.is_active:
@@ -176,4 +183,6 @@ async def _open_ticket(
             policy=settings.sla_policy,
         )
     except TicketdeskError as exc:
+        if exc.status_code >= 500:
+            raise  # as above: try again later
         raise Refused(exc.detail) from exc

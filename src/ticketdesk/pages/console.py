@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -19,6 +21,7 @@ from ticketdesk.pagination import PageRequest
 from ticketdesk.presence import service as presence
 from ticketdesk.reports import service as reports
 from ticketdesk.reports.repository import Counts
+from ticketdesk.schemas import MAX_ID
 from ticketdesk.settings import AppSettings
 from ticketdesk.staff_keys import service as staff_keys
 from ticketdesk.tickets import rules, search
@@ -58,6 +61,17 @@ def view_filter(view: str, viewer: Viewer) -> TicketFilter:
     return TicketFilter()
 
 
+SORTABLE = {
+    "id": ("created_at", "-created_at"),
+    "priority": ("-priority", "priority"),
+    "updated": ("-updated_at", "updated_at"),
+    "due": ("due", "due"),
+}
+"""The queue's sortable columns: each header's orders (first click, second click). The ticket
+number sorts by when tickets were opened, which is the same order, on an index."""
+WAITING_WORDS = {"us": "Needs reply", "customer": "Waiting on customer"}
+
+
 @router.get("/app/queue")
 async def queue(
     request: Request,
@@ -67,42 +81,57 @@ async def queue(
     status: Annotated[list[str] | None, Query()] = None,
     priority: Annotated[list[str] | None, Query()] = None,
     assignee: str = "",
+    waiting: str = "",
     q: str = "",
+    sort: str = "-updated_at",
     cursor: str | None = None,
 ) -> Response:
+    """A view of the queue, narrowed by the filters. A search looks through every ticket
+    (not the view's alone); a filter only narrows a view, so a view never lists what its
+    name rules out."""
+    after = await events.position(db, viewer=viewer)
     if view not in VIEWS:
         view = "open"
-    base = view_filter(view, viewer)
-    chosen_statuses = tuple(s for s in status or () if s in rules.AGENT_TARGETS | {"canceled"})
+    if sort not in {order for orders in SORTABLE.values() for order in orders}:
+        sort = "-updated_at"
+    query = q.strip()
+    if query and not search.terms(query):
+        query = ""
+    base = TicketFilter() if query else view_filter(view, viewer)
+    statuses = base.statuses or (*rules.AGENT_TARGETS, "canceled")
+    chosen_statuses = tuple(s for s in statuses if s in (status or ()))
     chosen_priorities = tuple(
         rules.priority_rank(p) for p in priority or () if p in rules.PRIORITIES
     )
     assignee_id = base.assignee_id
     unassigned = base.unassigned
-    if assignee == "me":
-        assignee_id, unassigned = viewer.id, False
+    fixed_assignee = assignee_id is not None or unassigned
+    if fixed_assignee:
+        assignee = ""
+    elif assignee == "me":
+        assignee_id = viewer.id
     elif assignee == "none":
-        assignee_id, unassigned = None, True
-    elif assignee.isdigit():
-        assignee_id, unassigned = int(assignee), False
-    query = q.strip()
-    if query and not search.terms(query):
-        query = ""
+        unassigned = True
+    elif assignee.isdigit() and int(assignee) <= MAX_ID:
+        assignee_id = int(assignee)
+    else:
+        assignee = ""
     criteria = TicketFilter(
-        statuses=chosen_statuses or base.statuses,  # type: ignore[arg-type]
+        statuses=chosen_statuses or base.statuses,
         assignee_id=assignee_id,
         unassigned=unassigned,
         priorities=chosen_priorities,
         breached=base.breached,
         overdue=base.overdue,
         search=query[: search.MAX_LENGTH] or None,
+        waiting=waiting if waiting in WAITING_WORDS else None,  # type: ignore[arg-type]
     )
     page = await tickets.list_tickets(
         db,
         viewer=viewer,
         page=PageRequest(limit=QUEUE_SIZE, cursor=cursor, count=False),
         filters=criteria,
-        sort="-updated_at",
+        sort=sort,
     )
     counts = {}
     for name in ("unassigned", "mine", "open", "breaching"):
@@ -111,6 +140,15 @@ async def queue(
         )
         counts[name] = f"{COUNT_CAP - 1:,}+" if found >= COUNT_CAP else str(found)
     agents = {agent.id: agent for agent in await users.active_agents(db, AGENT_CHOICES)}
+    chosen = {
+        "view": view,
+        "status": chosen_statuses,
+        "priority": tuple(p for p in priority or () if p in rules.PRIORITIES),
+        "assignee": assignee,
+        "waiting": criteria.waiting or "",
+        "q": q if query else "",
+        "sort": sort,
+    }
     return render(
         request,
         "queue.html",
@@ -118,19 +156,35 @@ async def queue(
             "viewer": viewer,
             "view": view,
             "views": VIEWS,
+            "searching": bool(query),
             "counts": counts,
             "tickets": page.items,
+            "waiting": await tickets.waiting_on(db, list(page.items)),
             "next": page.next_cursor,
             "agents": agents,
             "now": utcnow(),
-            "chosen": {
-                "status": set(chosen_statuses),
-                "priority": set(priority or ()),
-                "assignee": assignee,
-                "q": q,
-            },
+            "after": after,
+            "chosen": chosen,
+            "status_choices": statuses,
+            "fixed_assignee": fixed_assignee,
+            "waiting_words": WAITING_WORDS,
+            "sortable": SORTABLE,
+            "link": functools.partial(_queue_link, chosen),
         },
     )
+
+
+def _queue_link(chosen: dict[str, Any], **changes: Any) -> str:
+    """The queue's address with these choices changed (a new sort starts at the first page)."""
+    values = {**chosen, **changes}
+    pairs: list[tuple[str, str]] = []
+    for name in ("view", "q", "status", "priority", "assignee", "waiting", "sort", "cursor"):
+        value = values.get(name)
+        if isinstance(value, tuple | list):
+            pairs.extend((name, str(item)) for item in value)
+        elif value:
+            pairs.append((name, str(value)))
+    return "/app/queue?" + urlencode(pairs)
 
 
 async def agent_ticket_context(db: Db, viewer: Viewer, ticket: TicketRow) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""The pages to set a forgotten password: ask for a link, then choose the new password."""
+"""The pages to set a forgotten password: ask for a link, then choose the new password.
+
+Without mail (SMTP_HOST unset) no link can reach anyone: the page says so, and whom to ask.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +26,9 @@ SameOrigin = Depends(same_origin)
 
 
 @router.get("/app/password-reset")
-async def ask_page(request: Request, viewer: MaybeSignedIn) -> Response:
-    return render(request, "reset_request.html", {"viewer": viewer})
+async def ask_page(request: Request, viewer: MaybeSignedIn, settings: AppSettings) -> Response:
+    context = {"viewer": viewer, "no_mail": not settings.mail_enabled}
+    return render(request, "reset_request.html", context)
 
 
 @router.post("/app/password-reset", dependencies=[SameOrigin])
@@ -43,11 +47,16 @@ async def ask(
     later = service.request_reset(request.app.state.database, email=address, settings=settings)
     if later is not None:
         after_answer.add_task(later)
+    if not settings.mail_enabled:  # the service logged it, for the operator
+        return render(request, "reset_request.html", {"no_mail": True})
     return render(request, "reset_sent.html", {"email": email.strip()})
 
 
 @router.get("/app/password-reset/confirm")
-async def choose_page(request: Request, token: str = "") -> Response:
+async def choose_page(request: Request, db: DbHandle, token: str = "") -> Response:
+    """The new password's form; a used or expired link says so at once (and stays unused)."""
+    if not token or not await service.link_works(db, token=token):
+        return render(request, "reset_confirm.html", {"spent": True}, 410)
     return render(request, "reset_confirm.html", {"token": token})
 
 
@@ -65,7 +74,6 @@ async def choose(
         await service.confirm_reset(db, token=data.token, password=data.password)
     except FormErrors as exc:
         return render(request, "reset_confirm.html", {"token": token, "errors": exc.errors}, 400)
-    except BadRequest:
-        errors = {"form": "This link is unknown, used or expired. Ask for a new one."}
-        return render(request, "reset_confirm.html", {"token": token, "errors": errors}, 400)
+    except BadRequest:  # used meanwhile (in another tab, say), or expired while typing
+        return render(request, "reset_confirm.html", {"spent": True}, 400)
     return redirect(request, "/?reset=1")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -37,6 +38,26 @@ AGENT_STATUS_WORDS = {
     "resolved": "Resolved",
     "canceled": "Canceled",
 }
+AGENT_STATE_WORDS = {**AGENT_STATUS_WORDS, "pending": "Needs reply"}
+"""An agent's badge: an open ticket says who is to write next (see `state`)."""
+WAITING_STATES = {"us": "pending", "customer": "unresolved"}
+
+
+def state(status: str, waiting: str | None = None) -> str:
+    """What a badge shows: an open ticket's state by who is to write next (`rules.waiting_on`),
+    in the words of the status that says so; other tickets' status as it is."""
+    return WAITING_STATES.get(waiting or "", status)
+
+
+def initials(name: str | None) -> str:
+    """Up to two letters for a person's avatar: "Carla Diaz" is CD, "bruno" is B."""
+    words = [word for word in (name or "?").replace(".", " ").replace("_", " ").split() if word]
+    return "".join(word[0] for word in words[:2]).upper() or "?"
+
+
+def megabytes(size: int) -> str:
+    """A size as people read it: 10485760 bytes is "10 MB"."""
+    return f"{size / 1024 / 1024:.3g} MB"
 
 
 def _iso(moment: datetime | None) -> str:
@@ -58,11 +79,11 @@ def describe_event(event: Any, names: dict[int, str]) -> str:
         return f"{who} set the status to {AGENT_STATUS_WORDS.get(str(after.get('status')), '?')}"
     if event.kind == "assignee":
         assignee = after.get("assignee_id")
-        return (
-            f"{who} assigned it to {names.get(assignee, '#' + str(assignee))}"
-            if assignee
-            else (f"{who} unassigned it")
-        )
+        if not assignee:
+            return f"{who} unassigned it"
+        if assignee == event.actor_id:
+            return f"{who} took it"
+        return f"{who} assigned it to {names.get(assignee, '#' + str(assignee))}"
     if event.kind == "priority":
         return f"{who} set the priority to {after.get('priority')}"
     if event.kind == "message":
@@ -78,6 +99,10 @@ templates = Jinja2Templates(directory=TEMPLATES)
 templates.env.globals.update(
     status_word=STATUS_WORDS.get,
     agent_status_word=AGENT_STATUS_WORDS.get,
+    agent_state_word=AGENT_STATE_WORDS.get,
+    state=state,
+    initials=initials,
+    megabytes=megabytes,
     priority_name=rules.priority_name,
     priorities=rules.PRIORITIES,
     iso=_iso,
@@ -126,12 +151,24 @@ ERROR_TITLES = {
 def error_page(request: Request, status_code: int, detail: str) -> HTMLResponse:
     title = ERROR_TITLES.get(status_code, "That did not work")
     viewer = getattr(request.state, "viewer", None)
-    return render(
-        request,
-        "error.html",
-        {"title": title, "detail": detail, "status": status_code, "viewer": viewer},
-        status_code,
-    )
+    context = {
+        "title": title,
+        "detail": detail,
+        "status": status_code,
+        "viewer": viewer,
+        "back": _back(request),
+    }
+    return render(request, "error.html", context, status_code)
+
+
+def _back(request: Request) -> str | None:
+    """The page of this site the browser came from (a form's page), to go back to."""
+    came_from = urlsplit(request.headers.get("referer", ""))
+    if came_from.netloc != request.url.netloc or not came_from.path.startswith("/"):
+        return None
+    if came_from.path == request.url.path and request.method == "GET":
+        return None
+    return came_from.path + (f"?{came_from.query}" if came_from.query else "")
 
 
 class PageRoute(Route):

@@ -22,14 +22,23 @@ from ticketdesk.auth import service as auth
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.auth.schemas import LoginIn
 from ticketdesk.db import Db
-from ticketdesk.errors import NotFound, TicketdeskError, Unauthorized
+from ticketdesk.errors import Forbidden, NotFound, TicketdeskError, Unauthorized
+from ticketdesk.events import service as events
 from ticketdesk.pages.assets import FOREVER, Assets
 from ticketdesk.pages.console import agent_ticket_context
 from ticketdesk.pages.forms import FormErrors, parse
-from ticketdesk.pages.rendering import PageRoute, error_page, redirect, render, same_origin
+from ticketdesk.pages.rendering import (
+    PageRoute,
+    error_page,
+    megabytes,
+    redirect,
+    render,
+    same_origin,
+)
 from ticketdesk.pages.session import Counted, MaybeSignedIn, SignedIn, safe_next
 from ticketdesk.pagination import PageRequest
 from ticketdesk.settings import AppSettings, Settings
+from ticketdesk.tickets import rules, sla
 from ticketdesk.tickets import service as tickets
 from ticketdesk.tickets.schemas import MessageCreate, RatingIn, TicketCreate
 from ticketdesk.users import service as users
@@ -49,10 +58,14 @@ SameOrigin = Depends(same_origin)
 
 PAGE_SIZE = 25
 CLOSED = (
-    "You cannot sign up here: accounts are opened by the support team. "
-    "Write to the support address, and your first mail opens your account."
+    "Accounts are opened by the support team: write to the support address, and your first "
+    "mail opens your account."
 )
+"""The sign-up page's notice when REGISTRATION=closed: it takes new staff with a key only."""
 THREAD_SIZE = 500
+FILES_AGAIN = "The files you chose were not sent: choose them again (a browser does not keep them)."
+THEN = {"": None, "pending": "pending", "unresolved": "unresolved", "resolved": "resolved"}
+"""What the composer's buttons may set once the reply is sent (nothing: the status stays)."""
 
 
 def home_of(viewer: Viewer) -> str:
@@ -78,6 +91,7 @@ async def landing(
     next: str | None = None,
     expired: str | None = None,
     reset: str | None = None,
+    signed_out: str | None = None,
 ) -> Response:
     """Sign in, or go home when signed in already."""
     if viewer is not None:
@@ -85,9 +99,21 @@ async def landing(
     message = "Your session expired. Sign in again to continue." if expired else None
     if reset:
         message = "Your new password is set. Sign in with it."
+    elif signed_out:
+        message = "You are signed out."
     settings: Settings = request.app.state.settings
     context = {"next": safe_next(next), "notice": message, "open": settings.registration == "open"}
     return render(request, "sign_in.html", context)
+
+
+@router.get("/favicon.ico")
+async def favicon(request: Request) -> Response:
+    """Browsers ask for /favicon.ico by themselves: they get the pages' icon. Its address
+    changes with its content, so this answer is kept for a day only."""
+    assets: Assets = request.app.state.assets
+    return RedirectResponse(
+        assets.url("favicon.svg"), status_code=302, headers={"Cache-Control": "max-age=86400"}
+    )
 
 
 @router.get("/app")
@@ -127,14 +153,23 @@ async def sign_in(
     return response
 
 
+WRONG_STAFF_KEY = (
+    "This staff key does not work: it is mistyped, used already, expired or withdrawn. "
+    "Ask your administrator for a new one."
+)
+STAFF_KEY_NEEDED = "Only new staff sign up here, with the staff key they were given."
+
+
 @router.get("/app/sign-up")
 async def sign_up_page(request: Request, viewer: MaybeSignedIn) -> Response:
+    """Sign up; with a staff key, as staff. With REGISTRATION=closed, staff only (the page
+    says how customers get an account)."""
     if viewer is not None:
         return redirect(request, home_of(viewer))
     settings: Settings = request.app.state.settings
-    if settings.registration == "closed":
-        return error_page(request, 403, CLOSED)
-    return render(request, "sign_up.html", {})
+    closed = settings.registration == "closed"
+    context = {"closed": CLOSED if closed else None, "mail": settings.mail_enabled}
+    return render(request, "sign_up.html", context)
 
 
 @router.post("/app/sign-up", dependencies=[SameOrigin])
@@ -146,22 +181,40 @@ async def sign_up(
     username: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
+    staff_key: Annotated[str, Form()] = "",
 ) -> Response:
-    values = {"username": username, "email": email}
-    if settings.registration == "closed":
-        return error_page(request, 403, CLOSED)
+    """The API's registration, with the staff key as its credential: the key is spent, and
+    the account is staff, or nothing is kept at all."""
+    closed = settings.registration == "closed"
+    key = staff_key.strip() or None
+    values: dict[str, Any] = {"username": username, "email": email, "staff_key": key or ""}
+    values |= {"closed": CLOSED if closed else None, "mail": settings.mail_enabled}
     await limiter.hit(limiter.register_per_ip, client_address(request))
+    fields = {"username": username, "email": email, "password": password, "isStaff": bool(key)}
     try:
-        data = parse(UserCreate, {"username": username, "email": email, "password": password})
-        user = await users.register(db, data, credential=None, staff_token=None)
+        data = parse(UserCreate, fields)
+        user = await users.register(
+            db,
+            data,
+            credential=key,
+            staff_token=None,  # the STAFF_TOKEN is for the API: a page takes staff keys only
+            trial_domains=settings.trial_domain_names,
+            closed=closed,
+        )
     except FormErrors as exc:
         return render(request, "sign_up.html", {**values, "errors": exc.errors}, 400)
+    except Unauthorized:
+        errors = {"staff_key": WRONG_STAFF_KEY}
+        return render(request, "sign_up.html", {**values, "errors": errors}, 400)
+    except Forbidden:
+        errors = {"staff_key": STAFF_KEY_NEEDED}
+        return render(request, "sign_up.html", {**values, "errors": errors}, 403)
     except TicketdeskError as exc:
         if exc.status_code != 400:
             raise
         return render(request, "sign_up.html", {**values, "errors": {"email": exc.detail}}, 400)
     token, _claims = auth.issue_token(settings, user_id=user.id, version=0)
-    response = RedirectResponse("/app/tickets", status_code=303)
+    response = RedirectResponse("/app/queue" if user.is_staff else "/app/tickets", 303)
     set_token_cookie(response, token, settings)
     return response
 
@@ -173,7 +226,7 @@ async def sign_out(
     if viewer is not None:
         with contextlib.suppress(Unauthorized):  # signed out twice at once: both go home
             await auth.logout(db, viewer)
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse("/?signed_out=1", status_code=303)
     clear_token_cookie(response, settings)
     return response
 
@@ -193,16 +246,19 @@ async def my_tickets(
         page=PageRequest(limit=PAGE_SIZE, cursor=cursor, count=False),
         sort="-updated_at",
     )
-    return render(
-        request,
-        "my_tickets.html",
-        {"viewer": viewer, "tickets": page.items, "next": page.next_cursor},
-    )
+    context = {
+        "viewer": viewer,
+        "tickets": page.items,
+        "waiting": await tickets.waiting_on(db, list(page.items)),
+        "next": page.next_cursor,
+    }
+    return render(request, "my_tickets.html", context)
 
 
 @router.get("/app/tickets/new")
-async def new_ticket_page(request: Request, viewer: SignedIn) -> Response:
-    return render(request, "new_ticket.html", {"viewer": viewer, "values": {}})
+async def new_ticket_page(request: Request, viewer: SignedIn, settings: AppSettings) -> Response:
+    context = {"viewer": viewer, "values": {}, "limits": Limits.of(settings)}
+    return render(request, "new_ticket.html", context)
 
 
 @router.post("/app/tickets", dependencies=[SameOrigin, Counted])
@@ -215,26 +271,37 @@ async def open_ticket(
     message: Annotated[str, Form()] = "",
     files: Files = None,
 ) -> Response:
+    """Open a ticket; a mistake shows the form again with what was typed, and says so."""
     values = {"topic": topic, "message": message}
+    limits = Limits.of(settings)
+    status_code = 400
     try:
         data = parse(TicketCreate, {"topic": topic, "text": message})
+        uploads = await read_uploads(files, settings)
+        ticket_id = await attachments.open_ticket(
+            db,
+            request.app.state.storage,
+            author=viewer,
+            topic=data.topic,
+            text=data.text,
+            uploads=uploads,
+            limits=limits,
+            policy=settings.sla_policy,
+        )
     except FormErrors as exc:
         errors = {"message" if k == "text" else k: v for k, v in exc.errors.items()}
-        return render(
-            request, "new_ticket.html", {"viewer": viewer, "values": values, "errors": errors}, 400
-        )
-    uploads = await read_uploads(files, settings)
-    ticket_id = await attachments.open_ticket(
-        db,
-        request.app.state.storage,
-        author=viewer,
-        topic=data.topic,
-        text=data.text,
-        uploads=uploads,
-        limits=Limits.of(settings),
-        policy=settings.sla_policy,
-    )
-    return redirect(request, f"/app/tickets/{ticket_id}")
+    except TicketdeskError as exc:
+        if exc.status_code not in (400, 409, 413):
+            raise
+        errors = {_failed_field(exc): _in_words(exc, limits)}
+        status_code = exc.status_code
+    else:
+        return redirect(request, f"/app/tickets/{ticket_id}")
+    await db.finish(commit=False)
+    if any(not isinstance(file, str) and file.filename for file in files or ()):
+        errors.setdefault("files_again", FILES_AGAIN)
+    context = {"viewer": viewer, "values": values, "errors": errors, "limits": limits}
+    return render(request, "new_ticket.html", context, status_code)
 
 
 async def thread_of(
@@ -256,19 +323,43 @@ async def thread_of(
 async def ticket_page(
     request: Request, ticket_id: int, viewer: SignedIn, db: DbHandle, sent: str | None = None
 ) -> Response:
+    return await render_ticket(request, db, viewer, ticket_id, {"sent": sent})
+
+
+async def render_ticket(
+    request: Request,
+    db: Db,
+    viewer: Viewer,
+    ticket_id: int,
+    extra: dict[str, Any],
+    status_code: int = 200,
+) -> Response:
+    """A ticket's page, for its customer or for staff (with what the form sent, if it failed)."""
+    settings: Settings = request.app.state.settings
+    # A live page's stream starts after what the page shows: read first, so nothing is missed.
+    after = await events.position(db, viewer=viewer) if viewer.is_agent else 0
     ticket = await tickets.get_ticket(db, viewer=viewer, ticket_id=ticket_id)
     messages, files = await thread_of(db, viewer, ticket_id)
+    last_public = next((m.type for m in reversed(messages) if m.type != "note"), None)
     context: dict[str, Any] = {
         "viewer": viewer,
         "ticket": ticket,
         "messages": messages,
         "files": files,
-        "sent": sent,
+        "names": await tickets.author_names(db, ticket=ticket),
+        "waiting": rules.waiting_on(ticket.status, last_public),
+        "limits": Limits.of(settings),
+        "values": {},
+        "errors": {},
+        "after": after,
+        **extra,
     }
     if viewer.is_agent:
         context |= await agent_ticket_context(db, viewer, ticket)
-        return render(request, "agent_ticket.html", context)
-    return render(request, "ticket.html", context)
+        context["agent_names"] = {**context["names"], **context["agent_names"]}  # the history's
+        context["assign_on_reply"] = settings.assign_on_reply
+        return render(request, "agent_ticket.html", context, status_code)
+    return render(request, "ticket.html", context, status_code)
 
 
 @router.post("/app/tickets/{ticket_id}/messages", dependencies=[SameOrigin, Counted])
@@ -280,27 +371,81 @@ async def reply(
     settings: AppSettings,
     message: Annotated[str, Form()] = "",
     internal: Annotated[str | None, Form()] = None,
+    then: Annotated[str, Form()] = "",
+    assign: Annotated[str, Form()] = "",
     files: Files = None,
 ) -> Response:
+    """Send a reply or a note; for staff, set the status it leaves (Send and resolve) and take
+    a ticket nobody has, all in the one transaction. A mistake shows the ticket again, with
+    the text as typed and the error beside its field."""
     is_note = internal is not None and viewer.is_agent
+    status_code = 400
+    values = {"message": message, "internal": is_note, "then": then, "assign": assign}
     try:
         data = parse(MessageCreate, {"text": message, "internal": is_note})
-    except FormErrors:
-        return error_page(request, 400, "Write a message before sending it.")
-    uploads = await read_uploads(files, settings)
-    await attachments.post_message(
-        db,
-        request.app.state.storage,
-        viewer=viewer,
-        ticket_id=ticket_id,
-        text=data.text,
-        internal=data.internal,
-        uploads=uploads,
-        limits=Limits.of(settings),
+        if then not in THEN or (then and not viewer.is_agent):
+            raise FormErrors({"then": "Choose what the ticket becomes from the buttons."})
+        uploads = await read_uploads(files, settings)
+        await attachments.post_message(
+            db,
+            request.app.state.storage,
+            viewer=viewer,
+            ticket_id=ticket_id,
+            text=data.text,
+            internal=data.internal,
+            uploads=uploads,
+            limits=Limits.of(settings),
+        )
+        if viewer.is_agent:
+            take = bool(assign) and not is_note
+            await _after_reply(db, viewer, ticket_id, then, take=take, policy=settings.sla_policy)
+    except FormErrors as exc:
+        errors = {"message" if k == "text" else k: v for k, v in exc.errors.items()}
+    except TicketdeskError as exc:
+        if exc.status_code not in (400, 409, 413):
+            raise
+        errors = {_failed_field(exc): _in_words(exc, Limits.of(settings))}
+        status_code = exc.status_code
+    else:
+        kind = "note" if is_note else "reply"
+        return redirect(request, f"/app/tickets/{ticket_id}?sent={kind}#composer")
+    await db.finish(commit=False)  # nothing of a refused post is shown, or kept
+    if any(not isinstance(file, str) and file.filename for file in files or ()):
+        errors.setdefault("files_again", FILES_AGAIN)
+    extra = {"values": values, "errors": errors}
+    return await render_ticket(request, db, viewer, ticket_id, extra, status_code)
+
+
+async def _after_reply(
+    db: Db, viewer: Viewer, ticket_id: int, then: str, *, take: bool, policy: sla.Policy
+) -> None:
+    current = await tickets.get_ticket(db, viewer=viewer, ticket_id=ticket_id)
+    changes = tickets.TicketChanges(
+        status=THEN[then],  # type: ignore[arg-type]
+        assignee_id=viewer.id if take and current.assignee_id is None else tickets.UNCHANGED,
     )
-    return redirect(
-        request, f"/app/tickets/{ticket_id}?sent={'note' if is_note else 'reply'}#composer"
-    )
+    if changes.status is not None or changes.assignee_id is not tickets.UNCHANGED:
+        await tickets.change_ticket(
+            db, viewer=viewer, ticket_id=ticket_id, changes=changes, policy=policy
+        )
+
+
+def _failed_field(exc: TicketdeskError) -> str:
+    """Which part of the composer a refusal is about."""
+    if exc.status_code == 413 or "files" in exc.detail:
+        return "files"
+    return "form"
+
+
+def _in_words(exc: TicketdeskError, limits: Limits) -> str:
+    if exc.status_code == 413:
+        return (
+            f"The files are too large: each may be at most {megabytes(limits.per_file)}, "
+            f"and all of a message's together {megabytes(limits.per_message)}."
+        )
+    if exc.status_code == 409:
+        return f"This cannot be sent now: {exc.detail}."
+    return exc.detail[:1].upper() + exc.detail[1:] + "."
 
 
 @router.post("/app/tickets/{ticket_id}/cancel", dependencies=[SameOrigin, Counted])

@@ -69,6 +69,7 @@ async def optional_viewer(request: Request) -> Viewer | None:
         return None
     record_user(request.scope, account.id)
     viewer = Viewer.of(account, claims)
+    request.state.viewer = viewer  # an error page keeps its navigation
     settings: Settings = request.app.state.settings
     fresh = auth.renewed(settings, viewer, utcnow())
     if fresh is not None:

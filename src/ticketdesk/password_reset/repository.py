@@ -52,6 +52,20 @@ async def insert_reset(
     return reset_id
 
 
+_USABLE = Statement(
+    select(password_resets.c.id).where(
+        password_resets.c.token_hash == bindparam("of_hash"),
+        password_resets.c.used_at.is_(None),
+        password_resets.c.expires_at > bindparam("now"),
+    )
+)
+
+
+async def usable(db: Db, *, token_hash: str, now: datetime) -> bool:
+    """Whether the link is known, unused and unexpired; nothing is changed."""
+    return await db.first(_USABLE, {"of_hash": token_hash, "now": now}) is not None
+
+
 _SPEND = Statement(
     update(password_resets)
     .where(

@@ -103,6 +103,12 @@ async def _mail_link(db: Db, *, email: str, settings: Settings) -> None:
     await jobs.queue(db, [NewJob(f"reset:{reset_id}", "mail", mail.model_dump_json())], now=now)
 
 
+async def link_works(db: Db, *, token: str) -> bool:
+    """Whether a link's token would set a password now, without using it up: the page of a
+    used or expired link says so before anyone types a new password."""
+    return await repository.usable(db, token_hash=_hash(token), now=utcnow())
+
+
 async def confirm_reset(db: Db, *, token: str, password: str) -> int:
     """Set the password of the link's account; every earlier token is revoked. The user id."""
     new_hash = await hash_password(password)

@@ -73,6 +73,7 @@ class TicketRow(NamedTuple):
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
     due_at: datetime | None = None  # the next due time (the `due` order's key)
+    author_name: str | None = None  # the author's username
 
 
 class MessageRow(NamedTuple):
@@ -81,6 +82,7 @@ class MessageRow(NamedTuple):
     type: rules.MessageType
     text: str
     attachment_count: int = 0
+    author_id: int | None = None
 
 
 class LockedTicket(NamedTuple):
@@ -107,6 +109,7 @@ _MESSAGE_COLUMNS = (
     messages.c.type,
     messages.c.text,
     messages.c.attachment_count,
+    messages.c.author_id,
 )
 _FAR = bindparam("far_future", sla.FAR_FUTURE, type_=UTCDateTime)
 _NOTHING_DUE = tuple(sorted(sla.NOTHING_DUE))
@@ -156,6 +159,7 @@ _AGENT_COLUMNS = (
     tickets.c.first_response_at,
     tickets.c.resolved_at,
     DUE.label("due_at"),
+    users.c.username.label("author_name"),
 )
 
 
@@ -213,7 +217,46 @@ AGENT_SORTS = frozenset({"priority", "-priority", "due"})
 """Orders that would tell a customer what only staff may know."""
 MESSAGES_IN_ORDER = Sort(name="id", id=messages.c.id, start=(None, 0))
 
-FilterShape = tuple[int, bool, bool, bool, bool, bool, bool, bool, int, bool | None, bool, bool]
+FilterShape = tuple[
+    int,
+    bool,
+    bool,
+    bool,
+    bool,
+    bool,
+    bool,
+    bool,
+    int,
+    bool | None,
+    bool,
+    bool,
+    rules.Waiting | None,
+]
+
+LAST_PUBLIC_TYPE = (
+    select(messages.c.type)
+    .where(messages.c.ticket_id == tickets.c.id, messages.c.type != constants("note")[0])
+    .order_by(messages.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+"""The type of the ticket's last message its customer can read."""
+_RESPONSE = constants(rules.message_type(is_agent=True))[0]
+_ON_CUSTOMER = rules.WAITING_ON_CUSTOMER_STATUSES
+WAITING: dict[rules.Waiting, ColumnElement[bool]] = {
+    "customer": or_(
+        tickets.c.status.in_(constants(*sorted(_ON_CUSTOMER))),
+        and_(
+            tickets.c.status.in_(constants(*sorted(rules.OPEN_STATUSES - _ON_CUSTOMER))),
+            LAST_PUBLIC_TYPE == _RESPONSE,
+        ),
+    ),
+    "us": and_(
+        tickets.c.status.in_(constants(*sorted(rules.OPEN_STATUSES - _ON_CUSTOMER))),
+        func.coalesce(LAST_PUBLIC_TYPE, "") != _RESPONSE,
+    ),
+}
+"""`rules.waiting_on` in SQL: an open ticket waits on whoever did not write last."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +273,7 @@ class TicketFilter:
     breached: bool | None = None
     search: str | None = None  # words, or "phrases in quotes", all of which must match
     overdue: bool = False  # the next due time has passed (the console's breaching queue)
+    waiting: rules.Waiting | None = None  # open, and waiting on the customer or on us
 
     def __post_init__(self) -> None:
         # Each value once: the statement depends on how many there are (a bounded number).
@@ -247,6 +291,7 @@ class TicketFilter:
             or bool(self.priorities)
             or self.breached is not None
             or self.overdue
+            or self.waiting is not None
         )
 
     def shape(self) -> FilterShape:
@@ -264,6 +309,7 @@ class TicketFilter:
             self.breached,
             self.search is not None,
             self.overdue,
+            self.waiting,
         )
 
     def parameters(self, now: datetime) -> dict[str, Any]:
@@ -288,7 +334,7 @@ def _filtered(
     query: Select[Any], shape: FilterShape, viewer_is_agent: bool, dialect: str
 ) -> Select[Any]:
     (statuses, by_email, by_id, created_after, created_before, updated_after) = shape[:6]
-    by_assignee, unassigned, priorities, breached, searched, overdue = shape[6:]
+    by_assignee, unassigned, priorities, breached, searched, overdue, waiting = shape[6:]
     if searched:
         query = query.where(search.matches(viewer_is_agent, dialect))
     if statuses:
@@ -329,6 +375,8 @@ def _filtered(
         query = query.where(BREACHED if breached else not_(BREACHED))
     if overdue:
         query = query.where(OVERDUE)
+    if waiting is not None:
+        query = query.where(WAITING[waiting])
     return query
 
 
@@ -614,7 +662,7 @@ def _post_message_postgres(message_type: rules.MessageType) -> Statement:
                 SELECT id, CAST(:viewer_id AS BIGINT), '{message_type}',
                        CAST(:text AS TEXT), CAST(:now AS TIMESTAMPTZ)
                 FROM ticket WHERE status NOT IN ({_quoted(rules.CLOSED_TO_MESSAGES)})
-                RETURNING id, created_at, type, text, attachment_count
+                RETURNING id, created_at, type, text, attachment_count, author_id
             ), touched AS (
                 UPDATE tickets SET {changes}
                 WHERE id = (SELECT id FROM ticket) AND EXISTS (SELECT FROM message)
@@ -626,7 +674,7 @@ def _post_message_postgres(message_type: rules.MessageType) -> Statement:
                 WHERE {which}
             )
             SELECT ticket.status, message.id, message.created_at, message.type, message.text,
-                   message.attachment_count
+                   message.attachment_count, message.author_id
             FROM ticket LEFT JOIN message ON true
             """  # noqa: S608 - only our own constants are formatted in
         ),
@@ -877,3 +925,42 @@ _COUNT_MESSAGES = {
 async def count_messages(db: Db, viewer: Viewer, ticket_id: int) -> int:
     """How many of the ticket's messages the viewer may read (notes for agents only)."""
     return int(await db.scalar(_COUNT_MESSAGES[viewer.is_agent], {"ticket_id": ticket_id}))
+
+
+_LAST_PUBLIC_TYPES = {
+    size: Statement(
+        select(tickets.c.id, LAST_PUBLIC_TYPE).where(
+            tickets.c.id.in_([bindparam(f"id_{i}", type_=tickets.c.id.type) for i in range(size)])
+        )
+    )
+    for size in range(1, 101)
+}
+
+
+async def last_public_types(db: Db, ticket_ids: list[int]) -> dict[int, rules.MessageType]:
+    """For each ticket, the type of its last message its customer can read (up to 100)."""
+    found: dict[int, rules.MessageType] = {}
+    unique = list(dict.fromkeys(ticket_ids))
+    for start in range(0, len(unique), 100):
+        chunk = unique[start : start + 100]
+        params = {f"id_{i}": ticket_id for i, ticket_id in enumerate(chunk)}
+        for ticket_id, kind in await db.all(_LAST_PUBLIC_TYPES[len(chunk)], params):
+            if kind is not None:
+                found[ticket_id] = kind
+    return found
+
+
+_AUTHOR_NAMES = Statement(
+    select(users.c.id, users.c.username).where(
+        users.c.id.in_(
+            select(messages.c.author_id).where(messages.c.ticket_id == bindparam("ticket_id"))
+        )
+    )
+)
+
+
+async def author_names(db: Db, ticket_id: int) -> dict[int, str]:
+    """The usernames of everyone who wrote on the ticket (the page shows who wrote what)."""
+    return {
+        user_id: name for user_id, name in await db.all(_AUTHOR_NAMES, {"ticket_id": ticket_id})
+    }

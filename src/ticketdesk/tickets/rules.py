@@ -10,6 +10,7 @@ from ticketdesk.errors import BadRequest, Conflict, Forbidden
 Status = Literal["pending", "resolved", "unresolved", "canceled"]
 MessageType = Literal["request", "response", "other", "note"]
 Priority = Literal["low", "normal", "high", "urgent"]
+Waiting = Literal["us", "customer"]
 
 PRIORITIES: tuple[Priority, ...] = ("low", "normal", "high", "urgent")
 """In rank order: a ticket keeps its priority's rank (0 to 3), so urgent sorts first."""
@@ -27,6 +28,18 @@ FINAL_STATUSES: frozenset[Status] = frozenset({"canceled"})
 CLOSED_TO_MESSAGES: frozenset[Status] = FINAL_STATUSES
 OPEN_STATUSES: frozenset[Status] = frozenset({"pending", "unresolved"})
 """Tickets still being worked on: an agent who leaves is taken off these."""
+WAITING_ON_CUSTOMER_STATUSES: frozenset[Status] = frozenset({"unresolved"})
+"""Open statuses that say, whoever wrote last, that the customer is to answer."""
+
+
+def waiting_on(status: Status, last_public_type: MessageType | None) -> Waiting | None:
+    """Who an open ticket waits on: the customer once staff answered (or set it so), else us.
+    The status values stay the API's; this is what the pages show. None: not open."""
+    if status not in OPEN_STATUSES:
+        return None
+    if status in WAITING_ON_CUSTOMER_STATUSES or last_public_type == "response":
+        return "customer"
+    return "us"
 
 
 def allowed_targets(*, is_author: bool, is_agent: bool) -> frozenset[Status]:

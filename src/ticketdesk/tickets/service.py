@@ -77,6 +77,19 @@ async def get_ticket(db: Db, *, viewer: Viewer, ticket_id: int) -> TicketRow:
     return ticket
 
 
+async def waiting_on(db: Db, found: list[TicketRow]) -> dict[int, rules.Waiting | None]:
+    """Who each of these tickets (read as the viewer may see them) waits on: us, the customer,
+    or nobody (closed); what the pages show beside the status."""
+    open_ids = [ticket.id for ticket in found if ticket.status in rules.OPEN_STATUSES]
+    last = await repository.last_public_types(db, open_ids) if open_ids else {}
+    return {ticket.id: rules.waiting_on(ticket.status, last.get(ticket.id)) for ticket in found}
+
+
+async def author_names(db: Db, *, ticket: TicketRow) -> dict[int, str]:
+    """Who wrote on the ticket (which the viewer may see), by id: their usernames."""
+    return await repository.author_names(db, ticket.id)
+
+
 UNCHANGED: Any = object()
 """A field a change leaves as it is (None would mean: set it to nothing)."""
 

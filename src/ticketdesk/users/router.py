@@ -65,6 +65,7 @@ async def register(
         body,
         credential=credential.credentials if credential else None,
         staff_token=settings.staff_token,
+        trial_domains=settings.trial_domain_names,
         closed=closed,
         registrar=await _signed_in(request) if closed and not body.is_staff else None,
     )

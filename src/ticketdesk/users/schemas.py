@@ -1,16 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 
-from ticketdesk.schemas import AnyPassword, Password, RequestBody, Username
+from ticketdesk.schemas import AnyPassword, EmailAddress, Password, RequestBody, Username
 from ticketdesk.tickets.schemas import TicketOut
 
 
 class UserCreate(RequestBody):
-    email: Annotated[EmailStr, Field(max_length=320)]
+    email: EmailAddress
     password: Password
     username: Username
     is_staff: bool = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -11,10 +12,10 @@ from ticketdesk.auth import service as auth
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.auth.security import hash_password
 from ticketdesk.db import Db
-from ticketdesk.errors import Conflict, Forbidden, NotFound, Unauthorized
+from ticketdesk.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ticketdesk.models import utcnow
 from ticketdesk.pagination import Page, PageRequest
-from ticketdesk.schemas import normalize_email
+from ticketdesk.schemas import email_address, normalize_email
 from ticketdesk.staff_keys import service as staff_keys
 from ticketdesk.tickets import service as tickets
 from ticketdesk.users import repository
@@ -45,13 +46,14 @@ async def register(
     *,
     credential: str | None,
     staff_token: SecretStr | None,
+    trial_domains: Collection[str],
     closed: bool = False,
     registrar: Viewer | None = None,
 ) -> UserRow:
     """Create a user; staff only with the STAFF_TOKEN or an unspent staff key as `credential`.
 
     `closed` (REGISTRATION=closed): a customer only by an agent (`registrar`) or with the
-    STAFF_TOKEN."""
+    STAFF_TOKEN. `trial_domains`: TRIAL_DOMAINS (see `create_account`)."""
     uses_staff_token = (
         credential is not None
         and staff_token is not None
@@ -70,16 +72,28 @@ async def register(
         email=data.email, username=data.username, password=data.password, is_staff=data.is_staff
     )
     staff_key = None if uses_staff_token or not data.is_staff else credential
-    return await create_account(db, account, staff_key=staff_key)
+    return await create_account(db, account, trial_domains=trial_domains, staff_key=staff_key)
 
 
-async def create_account(db: Db, account: NewAccount, *, staff_key: str | None = None) -> UserRow:
+def acceptable_email(email: str, *, trial_domains: Collection[str]) -> str:
+    """The address as stored, if this desk makes accounts with it (TRIAL_DOMAINS names the
+    reserved top-level names it takes, for trials); BadRequest, saying why, otherwise."""
+    try:
+        return email_address(email, trial_domains=trial_domains)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+async def create_account(
+    db: Db, account: NewAccount, *, trial_domains: Collection[str], staff_key: str | None = None
+) -> UserRow:
     """Insert the account; its password is hashed before any connection is taken."""
+    email = acceptable_email(account.email, trial_domains=trial_domains)
     password_hash = await hash_password(account.password)
     key_id = await staff_keys.spend_key(db, staff_key) if staff_key is not None else None
     user = await repository.insert_user(
         db,
-        email=normalize_email(account.email),
+        email=email,
         username=account.username,
         password_hash=password_hash,
         is_staff=account.is_staff,
@@ -183,12 +197,14 @@ NO_PASSWORD = "!"  # noqa: S105 - matches no password: the account is signed int
 """The password hash of an account made for someone who wrote in by mail."""
 
 
-async def create_mail_account(db: Db, *, email: str, username: str) -> UserRow:
+async def create_mail_account(
+    db: Db, *, email: str, username: str, trial_domains: Collection[str]
+) -> UserRow:
     """A customer account for a new sender of mail, without a password: they can set one
-    with a password reset."""
+    with a password reset. BadRequest for an address the desk makes no account with."""
     return await repository.insert_user(
         db,
-        email=normalize_email(email),
+        email=acceptable_email(email, trial_domains=trial_domains),
         username=username,
         password_hash=NO_PASSWORD,
         is_staff=False,

@@ -25,18 +25,70 @@
   showTimes(document);
   setInterval(function () { showTimes(document); }, 30000);
 
-  // The composer: the internal-note switch changes its look and its button.
+  // The composer: the internal-note switch changes its look and its buttons' words (a note
+  // never takes the ticket: "Assign to me" goes with a reply).
   var internal = document.getElementById("internal");
   if (internal) {
     var composer = document.getElementById("composer");
-    var send = composer.querySelector("button[type=submit]");
+    var send = document.getElementById("send");
+    var sendResolve = document.getElementById("send-resolve");
+    var assign = document.getElementById("assign");
     var update = function () {
       composer.classList.toggle("note-mode", internal.checked);
       send.textContent = internal.checked ? "Save note" : "Send";
+      if (sendResolve) sendResolve.textContent = internal.checked ? "Save note and resolve" : "Send and resolve";
+      if (assign) assign.closest("label").hidden = internal.checked;
     };
     internal.addEventListener("change", update);
     update();
   }
+
+  // Ctrl+Enter (Cmd+Enter) sends, as the first button would.
+  var composerForm = document.getElementById("composer-form");
+  if (composerForm) {
+    composerForm.addEventListener("keydown", function (event) {
+      if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+      event.preventDefault();
+      composerForm.requestSubmit(composerForm.querySelector("button[type=submit]"));
+    });
+  }
+
+  // Drafts: what is typed in a form with data-draft is kept in this browser until it is sent,
+  // so a reload, a crash or a wrong click loses nothing.
+  document.querySelectorAll("form[data-draft]").forEach(function (form) {
+    var key = "ticketdesk-draft:" + form.dataset.draft;
+    var fields = form.querySelectorAll("textarea, input[type=text], input:not([type])");
+    var saved = {};
+    try { saved = JSON.parse(localStorage.getItem(key) || "{}"); } catch (e) { saved = {}; }
+    // Sent: the draft is done (a refused form comes back with its text filled in by the server).
+    form.addEventListener("submit", function () { localStorage.removeItem(key); });
+    fields.forEach(function (field) {
+      if (!field.name) return;
+      if (!field.value && saved[field.name]) field.value = saved[field.name];
+      field.addEventListener("input", function () {
+        var values = {};
+        fields.forEach(function (f) { if (f.name && f.value) values[f.name] = f.value; });
+        if (Object.keys(values).length) localStorage.setItem(key, JSON.stringify(values));
+        else localStorage.removeItem(key);
+      });
+    });
+  });
+
+  // Counters: a field with a length limit says how much is left, and says so before it is
+  // too long, instead of cutting what is typed.
+  document.querySelectorAll("[data-max]").forEach(function (field) {
+    var max = Number(field.dataset.max);
+    var counter = document.getElementById(field.id + "-count");
+    if (!counter) return;
+    var update = function () {
+      var left = max - Array.from(field.value).length;
+      counter.textContent = left >= 0 ? left + " characters left" : -left + " characters too many";
+      counter.classList.toggle("over", left < 0);
+      field.setAttribute("aria-invalid", left < 0 ? "true" : "false");
+    };
+    field.addEventListener("input", update);
+    update();
+  });
 
   // Live: the queue and the ticket page follow the event stream (staff only).
   var live = document.body.dataset.live;
@@ -44,27 +96,32 @@
     var active = document.activeElement;
     return active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName) && active.value;
   }
-  function refresh(selector) {
+  // One fetch of the page, then each of its parts named by `selectors` replaced.
+  function refresh(selectors) {
     return fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
         if (!html) return;
-        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector(selector);
-        var current = document.querySelector(selector);
-        if (!fresh || !current) return;
-        var known = {};
-        current.querySelectorAll("[data-id],[id^=message-]").forEach(function (n) { known[n.dataset.id || n.id] = true; });
-        fresh.querySelectorAll("[data-id],[id^=message-]").forEach(function (n) {
-          if (!known[n.dataset.id || n.id]) n.classList.add("fresh");
+        var page = new DOMParser().parseFromString(html, "text/html");
+        selectors.forEach(function (selector) {
+          var fresh = page.querySelector(selector);
+          var current = document.querySelector(selector);
+          if (!fresh || !current) return;
+          var known = {};
+          current.querySelectorAll("[data-id],[id^=message-]").forEach(function (n) { known[n.dataset.id || n.id] = true; });
+          fresh.querySelectorAll("[data-id],[id^=message-]").forEach(function (n) {
+            if (!known[n.dataset.id || n.id]) n.classList.add("fresh");
+          });
+          current.replaceWith(fresh);
+          showTimes(fresh);
         });
-        current.replaceWith(fresh);
-        showTimes(fresh);
       });
   }
   var ticket = document.body.dataset.ticket;
   if (live && window.EventSource) {
     var pending = null;
-    var stream = new EventSource("/events/stream");
+    // From what the page already shows on: opening it sends nothing old.
+    var stream = new EventSource("/events/stream?after=" + (document.body.dataset.after || "0"));
     stream.onmessage = null;
     var onEvent = function (event) {
       var data = JSON.parse(event.data);
@@ -72,8 +129,8 @@
       if (pending) return;
       pending = setTimeout(function () {
         pending = null;
-        if (live === "queue") { refresh("#queue-results"); refresh(".views"); }
-        else refresh("#thread");
+        if (live === "queue") refresh(["#queue-results", ".views"]);
+        else refresh(["#thread"]);
       }, 150);
     };
     ["created", "status", "assignee", "priority", "message", "note", "rating"].forEach(function (kind) {
