@@ -128,10 +128,12 @@ async def test_mail_and_answering_endpoints_never_wait_behind_dead_ones(
         # No call hung longer than the deadline (and the slack of a busy machine).
         assert connection.closed is not None
         assert connection.closed - connection.opened < 1 + 1.5
-    # The first two at once, then one at a time: three failures, and one in flight at most.
+    # At most two at once (WEBHOOK_ENDPOINT_CONCURRENCY), then one at a time once a call has
+    # failed: three failures each. (Whether any endpoint reaches two depends on how the slots
+    # fell among the six endpoints: the limit is what holds.)
     assert len(per_endpoint) == DEAD_ENDPOINTS
     assert all(3 <= count <= 4 for count in per_endpoint.values()), per_endpoint
-    assert max(most_at_once(dead, path) for path in per_endpoint) == 2
+    assert max(most_at_once(dead, path) for path in per_endpoint) <= 2
 
 
 def most_at_once(peer: RawPeer, path: str) -> int:
