@@ -58,6 +58,7 @@ async def walk(url: str) -> None:
         await customer.goto(url + "/")
         await shoot(customer, "sign-in")
         await customer.get_by_role("link", name="Sign up").click()
+        await shoot(customer, "sign-up")
         await customer.get_by_label("Username").fill("Carla")
         await customer.get_by_label("Email").fill("carla@example.com")
         await customer.get_by_label("Password").fill(PASSWORD)
