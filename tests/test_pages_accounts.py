@@ -6,20 +6,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Response, async_playwright, expect
+from playwright.async_api import Response, expect
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import PASSWORD, Account, add_account, client_with, running_servers
+from test_pages_browser import chromium
 from ticketdesk.models import password_resets, staff_keys, users, utcnow
 
 SAME_SITE = {"Origin": "http://testserver"}
@@ -316,18 +316,6 @@ async def test_the_icon_is_an_asset_and_favicon_ico_leads_to_it(client: httpx.As
 
 
 # in Chromium
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @pytest.fixture
