@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import insert, make_url, text
+from sqlalchemy import delete, insert, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -32,6 +32,7 @@ from throwaway_postgres import ThrowawayPostgres
 from ticketdesk import migrate
 from ticketdesk.app import create_app
 from ticketdesk.auth.security import PASSWORD_HASHER, create_token
+from ticketdesk.db import Db, Statement, open_database
 from ticketdesk.models import metadata, users
 from ticketdesk.settings import Settings
 
@@ -340,3 +341,57 @@ async def own_postgres(throwaway_postgres: ThrowawayPostgres) -> ThrowawayPostgr
     finally:
         await engine.dispose()
     return throwaway_postgres
+
+
+# The service tests: services called on a `Db` handle of their own, no app and no HTTP.
+
+SERVICE_FIXTURE = "db"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A service test (one that takes `db`) runs on SQLite alone, unless it is marked
+    `both_backends` (it goes through SQL written twice, once per backend) or
+    `postgresql_only`.
+
+    Only what differs between the backends is worth the second run, and SQLite's is the
+    faster one. The HTTP tests keep running on every backend `--backend` names; with
+    `--backend postgresql` the service tests run on PostgreSQL. The copies left out are
+    never collected, as `postgresql_only` tests are never made for SQLite.
+    """
+    if config.getoption("--backend") != "all":
+        return
+    items[:] = [item for item in items if not _second_backend_of_a_service_test(item)]
+
+
+def _second_backend_of_a_service_test(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return (
+        callspec is not None
+        and callspec.params.get("backend") == "postgresql"
+        and SERVICE_FIXTURE in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("both_backends") is None
+        and item.get_closest_marker("postgresql_only") is None
+    )
+
+
+_EMPTY = [Statement(delete(table)) for table in reversed(metadata.sorted_tables)]
+"""Children before their parents, as the foreign keys want."""
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Db]:
+    """A handle inside a transaction on the backend's migrated database, its tables emptied
+    in that transaction; everything the test wrote is rolled back when it ends.
+
+    The rows earlier tests left (the HTTP tests commit theirs) are deleted in the same
+    transaction, so the test sees empty tables and leaves the database as it found it."""
+    database = await open_database(settings)
+    handle = database.handle()
+    try:
+        await handle.begin()
+        for statement in _EMPTY:
+            await handle.execute(statement)
+        yield handle
+    finally:
+        await handle.finish(commit=False)
+        await database.close(5)

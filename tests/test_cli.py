@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -22,8 +23,10 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import ticketdesk.cli
 from conftest import JWT_KEY, STAFF_TOKEN, Account, add_account
 from throwaway_postgres import ThrowawayPostgres, free_port
+from ticketdesk.cli import build_parser, main
 from ticketdesk.models import users
 
 pytestmark = pytest.mark.slow
@@ -57,6 +60,59 @@ def test_help(command: list[str], tmp_path: Path) -> None:
     result = run([*command, "--help"], tmp_path)
     assert result.returncode == 0
     assert "usage: ticketdesk" in result.stdout
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """`ticketdesk` itself, then every command and group of commands below it."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield from _commands(command, (*path, name))
+
+
+COMMANDS = dict(_commands(build_parser()))
+
+
+@pytest.mark.parametrize("path", list(COMMANDS), ids=lambda path: " ".join(path) or "ticketdesk")
+def test_every_command_says_what_it_does_and_what_each_argument_means(
+    path: tuple[str, ...], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # one line a paragraph: each text shows whole
+    parser = COMMANDS[path]
+    with pytest.raises(SystemExit) as stopped:
+        main([*path, "--help"])
+    assert stopped.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"usage: {parser.prog} ")
+    assert parser.description and parser.description.strip()
+    assert parser.description in shown
+    for action in parser._actions:
+        where = f"{parser.prog}: {'/'.join(action.option_strings) or action.dest}"
+        assert action.help and action.help.strip() and action.help != argparse.SUPPRESS, where
+        assert action.help in shown, where
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                assert choice.help and choice.help in shown, f"{parser.prog} {choice.dest}"
+
+
+def test_the_package_docstring_lists_every_command() -> None:
+    listed = [line.strip() for line in (ticketdesk.cli.__doc__ or "").splitlines()]
+    for path, parser in COMMANDS.items():
+        if "handler" in parser._defaults:
+            assert any(entry.startswith(f"{' '.join(path)} ") for entry in listed), path
+
+
+def test_mail_in_help_gives_the_exit_codes_the_mta_acts_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["mail-in", "--help"])
+    exit_status = capsys.readouterr().out.split("exit status:\n")[1]
+    codes = [line.split()[0] for line in exit_status.splitlines() if line[:4].strip().isdigit()]
+    assert codes == ["0", "65", "75", "77"]
 
 
 def test_migrate_creates_the_sqlite_database(tmp_path: Path) -> None:

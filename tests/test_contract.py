@@ -181,7 +181,7 @@ async def _seed(url: URL) -> None:
             claims = TokenClaims(1, 0, "seed", datetime.now(UTC) + timedelta(minutes=1))
             customer = AuthUser(1, "customer@example.com", "customer", False, False, claims)
             await create_ticket(
-                db, author=customer, topic="printer", text="it jams", policy=settings.sla_policy
+                db, author=customer, topic="printer", text="it jams", sla_policy=settings.sla_policy
             )
             await create_key(db, created_by=ACCOUNT_IDS["superuser"], expires_at=None)
     finally:

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from conftest import Account, make_settings, open_ticket
 from ticketdesk.db import open_database
 from ticketdesk.events import repository as events
-from ticketdesk.events.repository import PUBLIC_KINDS, Change
+from ticketdesk.events.policy import CUSTOMER_KINDS
+from ticketdesk.events.repository import Change
 from ticketdesk.models import utcnow
 
 WRITERS = 50
@@ -112,7 +113,7 @@ async def test_the_history_counts_what_its_viewer_may_see(
         assert totals[account.id] == len(whole.json())
     assert totals[staff.id] == totals[customer.id] + len(staff_only)
     seen_by_author = await client.get(f"{path}/events", headers=customer.headers)
-    assert {event["kind"] for event in seen_by_author.json()} <= set(PUBLIC_KINDS)
+    assert {event["kind"] for event in seen_by_author.json()} <= set(CUSTOMER_KINDS)
 
     other = await client.get(f"{path}/events?count=true", headers=other_customer.headers)
     assert other.status_code == 404 and "X-Total-Count" not in other.headers

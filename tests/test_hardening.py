@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from conftest import STAFF_TOKEN, Account, MakeUser, client_with, open_ticket, running_servers
-from ticketdesk.tickets.service import PAGE_MAX_BYTES
+from ticketdesk.messages.service import PAGE_MAX_BYTES
 
 
 async def test_a_token_logged_out_ten_times_at_once_is_revoked_once(

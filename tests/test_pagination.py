@@ -19,13 +19,8 @@ from ticketdesk.db import Statement
 from ticketdesk.models import tickets
 from ticketdesk.pagination import PageRequest, encode_cursor
 from ticketdesk.tickets import repository
-from ticketdesk.tickets.repository import (
-    AGENT_SORTS,
-    SORTS,
-    TicketFilter,
-    ticket_page_query,
-    ticket_page_statement,
-)
+from ticketdesk.tickets.filters import AGENT_SORTS, SORTS, TicketFilter
+from ticketdesk.tickets.repository import ticket_page_query, ticket_page_statement
 
 
 def next_link(response: httpx.Response) -> str | None:
@@ -348,7 +343,7 @@ FILTERS = {
     [
         (viewer, name, sort)
         for viewer, name, sort in itertools.product(VIEWERS, FILTERS, SORTS)
-        # `due` is computed from several columns: its order is a sort (see the README); so
+        # `due` is computed from several columns: its order is a sort (see docs/api.md); so
         # is priority within one author's tickets, which are few.
         if sort != "due"
         and not ("priority" in sort and name == "author")

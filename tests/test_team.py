@@ -14,9 +14,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import Account, MakeUser, add_account, client_with, open_ticket
+from ticketdesk import sla
 from ticketdesk.models import tickets
 from ticketdesk.settings import Settings
-from ticketdesk.tickets import sla
 
 
 async def patch(

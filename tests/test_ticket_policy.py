@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ticketdesk.errors import BadRequest, Conflict
-from ticketdesk.tickets import rules
+from ticketdesk.tickets import policy
 
 
 def change(
     current: str, new: str, *, author: bool = False, agent: bool = False, response: bool = True
 ) -> bool:
-    return rules.check_status_change(
+    return policy.check_status_change(
         current,  # type: ignore[arg-type]
         new,  # type: ignore[arg-type]
         is_author=author,
@@ -57,16 +57,16 @@ def test_canceled_is_final(status: str) -> None:
 )
 def test_no_field_of_a_canceled_ticket_changes(fields: list[str]) -> None:
     with pytest.raises(Conflict, match="canceled"):
-        rules.check_can_change("canceled", fields)
+        policy.check_can_change("canceled", fields)
 
 
 @pytest.mark.parametrize("status", ["pending", "resolved", "unresolved"])
 def test_other_tickets_change(status: str) -> None:
-    rules.check_can_change(status, ["assignee_id", "priority"])  # type: ignore[arg-type]
+    policy.check_can_change(status, ["assignee_id", "priority"])  # type: ignore[arg-type]
 
 
 def test_changing_nothing_on_a_canceled_ticket_is_no_change() -> None:
-    rules.check_can_change("canceled", [])
+    policy.check_can_change("canceled", [])
 
 
 def test_same_status_is_a_no_op() -> None:
@@ -80,7 +80,7 @@ def test_role_is_checked_before_the_no_op() -> None:
 
 
 def test_staff_author_may_do_both() -> None:
-    assert rules.allowed_targets(is_author=True, is_agent=True) == {
+    assert policy.allowed_targets(is_author=True, is_agent=True) == {
         "pending",
         "resolved",
         "unresolved",
@@ -89,21 +89,21 @@ def test_staff_author_may_do_both() -> None:
 
 
 def test_nobody_else_may_set_anything() -> None:
-    assert rules.allowed_targets(is_author=False, is_agent=False) == frozenset()
+    assert policy.allowed_targets(is_author=False, is_agent=False) == frozenset()
 
 
 def test_message_types() -> None:
-    assert rules.message_type(is_agent=True) == "response"
-    assert rules.message_type(is_agent=False) == "request"
+    assert policy.message_type(is_agent=True) == "response"
+    assert policy.message_type(is_agent=False) == "request"
 
 
 @pytest.mark.parametrize("status", ["resolved", "unresolved"])
 def test_customer_message_reopens(status: str) -> None:
-    assert rules.status_after_message(status, is_agent=False) == "pending"  # type: ignore[arg-type]
-    assert rules.status_after_message(status, is_agent=True) == status  # type: ignore[arg-type]
+    assert policy.status_after_message(status, is_agent=False) == "pending"  # type: ignore[arg-type]
+    assert policy.status_after_message(status, is_agent=True) == status  # type: ignore[arg-type]
 
 
 def test_no_messages_on_canceled_tickets() -> None:
     with pytest.raises(Conflict):
-        rules.check_can_post("canceled")
-    rules.check_can_post("resolved")
+        policy.check_can_post("canceled")
+    policy.check_can_post("resolved")

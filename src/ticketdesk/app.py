@@ -28,13 +28,19 @@ from ticketdesk.auth.tokens import TokenChecks
 from ticketdesk.db import Database, open_database
 from ticketdesk.events.router import router as events_router
 from ticketdesk.events.stream import NewEvents
+from ticketdesk.messages.router import router as messages_router
 from ticketdesk.metrics import process_ended, record_memory
 from ticketdesk.notifications.runners import start_worker, stop_worker
 from ticketdesk.pages.assets import Assets
 from ticketdesk.pages.console import router as console_router
 from ticketdesk.pages.password_reset import router as reset_pages_router
+from ticketdesk.pages.people import router as people_pages_router
+from ticketdesk.pages.report import router as report_page_router
 from ticketdesk.pages.router import last as last_pages_router
 from ticketdesk.pages.router import router as pages_router
+from ticketdesk.pages.signin import router as signin_pages_router
+from ticketdesk.pages.staff_keys import router as staff_key_pages_router
+from ticketdesk.pages.tickets import router as ticket_pages_router
 from ticketdesk.password_reset.router import router as password_reset_router
 from ticketdesk.reports.router import router as reports_router
 from ticketdesk.settings import Settings
@@ -111,9 +117,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # on every request (FastAPI keeps it nested), and each router here has its prefix already.
     routers = (
         pages_router,
+        signin_pages_router,
+        ticket_pages_router,
+        people_pages_router,
+        staff_key_pages_router,
+        report_page_router,
         console_router,
         reset_pages_router,
         tickets_router,
+        messages_router,
         events_router,
         attachments_router,
         users_router,

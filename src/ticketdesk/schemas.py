@@ -110,6 +110,8 @@ Username = Annotated[str, StringConstraints(min_length=1, max_length=64), Storab
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1024), Storable]
 AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024), Storable]
 """A password as typed at login: checked, never stored, so no rules beyond the bounds."""
+MessageText = Annotated[str, StringConstraints(min_length=1), Storable, NotBlank]
+"""A message's text: a ticket's first message, a reply, a note."""
 
 
 def _timestamp_text(value: object) -> object:

@@ -19,8 +19,8 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
+from ticketdesk import sla
 from ticketdesk.schemas import TRIAL_NAMES
-from ticketdesk.tickets import sla
 
 log = logging.getLogger("ticketdesk")
 

@@ -1,5 +1,6 @@
 """Service levels: when a ticket's first response and its resolution are due.
 
+It knows nothing else of ticketdesk (settings parse its values with it).
 Targets are hours per priority, counted on a 24/7 clock, or in business hours only when a
 calendar such as `Mon-Fri 09:00-17:00 Europe/Berlin` is set. A ticket is breached once a
 due time has passed unmet, or was met late. Nothing pauses the clock: a ticket waiting on
@@ -11,16 +12,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ticketdesk.tickets.rules import PRIORITIES as PRIORITY_NAMES
+Priority = Literal["low", "normal", "high", "urgent"]
+PRIORITIES: tuple[Priority, ...] = ("low", "normal", "high", "urgent")
+"""A ticket's priorities in rank order (0 to 3): the targets are set per priority, so the
+names live with the calendar; `tickets/policy.py` re-exports them. Urgent sorts first."""
+PRIORITY_NAMES = PRIORITIES
 
 DEFAULT_FIRST_RESPONSE_HOURS = "urgent=1,high=4,normal=8,low=24"
 DEFAULT_RESOLUTION_HOURS = "urgent=4,high=24,normal=48,low=120"
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-NOTHING_DUE = frozenset({"resolved", "canceled"})
+FIRST_RESPONSE_WAIVED = "canceled"
+"""A ticket canceled before anyone answered owes no first response."""
+NOTHING_DUE = frozenset({"resolved", FIRST_RESPONSE_WAIVED})
 """Statuses in which no resolution is due: the ticket is resolved, or its customer gave up."""
 
 
@@ -154,7 +161,7 @@ def breached(ticket: SlaState, now: datetime) -> bool:
     first_due, resolution_due = ticket.first_response_due_at, ticket.resolution_due_at
     if first_due is not None:
         if ticket.first_response_at is None:
-            if ticket.status != "canceled" and now > first_due:
+            if ticket.status != FIRST_RESPONSE_WAIVED and now > first_due:
                 return True
         elif ticket.first_response_at > first_due:
             return True

@@ -15,9 +15,9 @@ from pydantic import BaseModel
 from ticketdesk.auth.dependencies import bearer_token
 from ticketdesk.db import Database
 from ticketdesk.errors import NotFound, TicketdeskError, Unauthorized
-from ticketdesk.jobs.service import figures as queue_figures
 from ticketdesk.metrics import exposition, queue_registry
 from ticketdesk.models import utcnow
+from ticketdesk.overview.service import figures as queue_figures
 from ticketdesk.settings import Settings
 
 log = logging.getLogger("ticketdesk")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import puremagic
@@ -22,11 +24,12 @@ from ticketdesk.attachments.storage import Storage
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Database, Db
 from ticketdesk.errors import BadRequest, NotFound, PayloadTooLarge
+from ticketdesk.messages import service as messages
+from ticketdesk.messages.repository import MessageRow
 from ticketdesk.pagination import PageRequest
 from ticketdesk.settings import Settings
+from ticketdesk.sla import Policy
 from ticketdesk.tickets import service as tickets
-from ticketdesk.tickets.repository import MessageRow
-from ticketdesk.tickets.sla import Policy
 
 __all__ = ["AttachmentRow"]
 
@@ -60,6 +63,20 @@ class Limits:
 class Upload:
     filename: str
     data: bytes
+
+
+class UploadedFile(Protocol):
+    """A file as a form brought it (a web framework's upload)."""
+
+    @property
+    def filename(self) -> str | None: ...
+
+    async def read(self, size: int = -1) -> bytes: ...
+
+
+async def read_uploads(files: Sequence[UploadedFile], *, max_bytes: int) -> list[Upload]:
+    """The files read, each up to one byte past `max_bytes` (so a file too large shows)."""
+    return [Upload(file.filename or "", await file.read(max_bytes + 1)) for file in files]
 
 
 def sniff(data: bytes) -> str:
@@ -116,7 +133,7 @@ async def post_message(
     await tickets.get_ticket(db, viewer=viewer, ticket_id=ticket_id)  # no files for a 404
     stored = [await _store(storage, upload) for upload in uploads]
     await db.begin()
-    message = await tickets.post_message(
+    message = await messages.post_message(
         db, viewer=viewer, ticket_id=ticket_id, text=text, internal=internal
     )
     rows = await repository.add(
@@ -169,17 +186,17 @@ async def open_ticket(
     text: str,
     uploads: list[Upload],
     limits: Limits,
-    policy: Policy,
+    sla_policy: Policy,
 ) -> int:
     """A new ticket whose first message carries the files; the ticket's id."""
     check(uploads, limits)
     stored = [await _store(storage, upload) for upload in uploads]
     await db.begin()
     ticket_id = await tickets.create_ticket(
-        db, author=author, topic=topic, text=text, policy=policy
+        db, author=author, topic=topic, text=text, sla_policy=sla_policy
     )
     if stored:
-        first = await tickets.list_messages(
+        first = await messages.list_messages(
             db,
             viewer=author,
             ticket_id=ticket_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ticketdesk.auth import policy
 from ticketdesk.auth.security import TokenClaims
 
 
@@ -31,8 +32,8 @@ class Viewer:
 
     @property
     def is_agent(self) -> bool:
-        """Staff and superusers answer tickets and see all of them."""
-        return self.is_staff or self.is_superuser
+        """Staff and superusers answer tickets and see all of them (`policy.is_agent`)."""
+        return policy.is_agent(self)
 
     @classmethod
     def of(cls, account: Account, token: TokenClaims) -> Viewer:

@@ -12,7 +12,6 @@ from ticketdesk.web.ratelimits import (
     Limiter,
     add_quota_headers,
     client_address,
-    login_within_limits,
 )
 from ticketdesk.web.routing import DbHandle, Route
 
@@ -29,7 +28,7 @@ async def login(
     settings: AppSettings,
 ) -> TokenOut:
     """Exchange email and password for a JWT, returned and set as the cookie `token`."""
-    token, claims, quota = await login_within_limits(
+    token, claims, quota = await service.login_within_limits(
         limiter,
         db,
         settings,

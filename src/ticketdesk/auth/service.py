@@ -1,8 +1,11 @@
-"""Logging in and out, changing passwords, and minting tokens: the one place tokens are made."""
+"""Logging in (within the rate limits) and out, changing passwords, and minting tokens:
+the one place tokens are made."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from ticketdesk.auth import repository
 from ticketdesk.auth.principal import Viewer
@@ -16,7 +19,11 @@ from ticketdesk.auth.security import (
 )
 from ticketdesk.db import Db
 from ticketdesk.errors import BadRequest, NotFound, Unauthorized
+from ticketdesk.ratelimits import Quota, RateLimiter, limit_login
+from ticketdesk.schemas import normalize_email
 from ticketdesk.settings import Settings
+
+T = TypeVar("T")
 
 WRONG_CREDENTIALS = "wrong email or password"
 
@@ -103,3 +110,32 @@ async def revoke_all_tokens(db: Db, *, user_id: int) -> int:
 async def account_changed(db: Db, *, user_id: int) -> None:
     """Every process forgets what it knew of the user's tokens once the change commits."""
     await repository.notify(db, repository.user_changed(user_id))
+
+
+async def login_within_limits(
+    limiter: RateLimiter, db: Db, settings: Settings, *, address: str, email: str, password: str
+) -> tuple[str, TokenClaims, Quota | None]:
+    """A login as the API and the sign-in page do it: the email normalized, the attempt
+    counted against the limits first, a failure recorded against the account."""
+    email = normalize_email(email)
+    quota = await limit_login(limiter, address=address, email=email)
+    try:
+        token, claims = await login(db, settings, email=email, password=password)
+    except NotFound:
+        await limiter.record(limiter.login_failures, email)
+        raise
+    return token, claims, quota
+
+
+async def password_check_within_limits(
+    limiter: RateLimiter, *, email: str, check: Callable[[], Awaitable[T]]
+) -> T:
+    """A change that needs the current password (PATCH /users/me, the account page) under
+    the login limits: refused while the account's failures are spent, and a wrong password
+    is one more failure, so a session cannot guess faster than a login could."""
+    await limiter.check(limiter.login_failures, email)
+    try:
+        return await check()
+    except WrongPassword:
+        await limiter.record(limiter.login_failures, email)
+        raise

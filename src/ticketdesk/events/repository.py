@@ -20,14 +20,12 @@ from typing import Any, NamedTuple
 from sqlalchemy import Integer, and_, bindparam, func, insert, select, text
 
 from ticketdesk.auth.principal import Viewer
-from ticketdesk.db import Db, Statement, constants
-from ticketdesk.models import EVENT_KINDS, ticket_events, tickets
+from ticketdesk.db import Db, Statement
+from ticketdesk.events import policy
+from ticketdesk.events.kinds import Change as Change
+from ticketdesk.models import ticket_events, tickets
 from ticketdesk.pagination import Page, PageRequest, Sort, page_parameters
 from ticketdesk.schemas import MAX_ID
-
-PUBLIC_KINDS = ("created", "status", "message", "rating")
-"""What a ticket's author sees of its history: never notes, assignment or priority."""
-STAFF_KINDS = tuple(kind for kind in EVENT_KINDS if kind not in PUBLIC_KINDS)
 
 CHANNEL = "ticketdesk_events"
 """This process's streams hear on it that the process wrote events (`stream.py`)."""
@@ -46,14 +44,6 @@ class EventRow(NamedTuple):
     kind: str
     before: str | None  # JSON
     after: str | None  # JSON
-
-
-class Change(NamedTuple):
-    """One event to write: its kind and the fields before and after."""
-
-    kind: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
 
 
 def as_json(value: dict[str, Any] | None) -> str | None:
@@ -120,7 +110,7 @@ def _history(viewer_is_agent: bool) -> Statement:
     """
     joined = [ticket_events.c.ticket_id == tickets.c.id, IN_ORDER.after()]
     if not viewer_is_agent:
-        joined.append(ticket_events.c.kind.in_(constants(*PUBLIC_KINDS)))
+        joined.append(policy.CUSTOMER_SEES)
     query = (
         select(*_COLUMNS)
         .select_from(tickets.outerjoin(ticket_events, and_(*joined)))
@@ -150,9 +140,7 @@ async def history(
 _OF_TICKET = ticket_events.c.ticket_id == bindparam("ticket_id", type_=tickets.c.id.type)
 _COUNT_HISTORY = {
     True: Statement(select(func.count()).where(_OF_TICKET)),
-    False: Statement(
-        select(func.count()).where(_OF_TICKET, ticket_events.c.kind.in_(constants(*PUBLIC_KINDS)))
-    ),
+    False: Statement(select(func.count()).where(_OF_TICKET, policy.CUSTOMER_SEES)),
 }
 
 

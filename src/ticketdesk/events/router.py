@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from ticketdesk.auth import policy as roles
 from ticketdesk.auth.dependencies import CurrentUser
 from ticketdesk.auth.tokens import TokenChecks
 from ticketdesk.db import Db
@@ -108,7 +109,7 @@ async def event_stream(
         if claims.expires_at <= datetime.now(UTC):
             return False
         account = checks.cached(claims) or await checks.load(db, claims)
-        return account is not None and (account.is_staff or account.is_superuser)
+        return account is not None and roles.is_agent(account)
 
     async def lines() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"

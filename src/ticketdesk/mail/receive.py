@@ -180,7 +180,7 @@ async def _open_ticket(
             text=_text(mail, settings),
             uploads=_uploads(mail),
             limits=Limits.of(settings),
-            policy=settings.sla_policy,
+            sla_policy=settings.sla_policy,
         )
     except TicketdeskError as exc:
         if exc.status_code >= 500:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ticketdesk.db import Db
+from ticketdesk.events import policy as event_policy
 from ticketdesk.events import repository as events
 from ticketdesk.events.repository import EventRow
 from ticketdesk.events.schemas import EventOut
@@ -30,6 +31,7 @@ from ticketdesk.models import utcnow
 from ticketdesk.notifications import repository
 from ticketdesk.notifications.repository import Agent, EventContext
 from ticketdesk.settings import Settings
+from ticketdesk.tickets import policy as ticket_policy
 from ticketdesk.webhooks import repository as webhooks
 from ticketdesk.webhooks.schemas import call_body
 
@@ -89,10 +91,10 @@ def _webhook_call(row: EventRow, webhook_id: int) -> NewJob:
 
 async def _mails(db: Db, settings: Settings, row: EventRow, batch: _Batch) -> None:
     after = json.loads(row.after) if row.after else {}
-    if row.kind == "status" and after.get("status") != "resolved":
-        return
-    if row.kind not in ("created", "message", "status"):
+    if row.kind not in event_policy.MAILED_KINDS:
         return  # notes, assignment, priority and ratings stay in the building
+    if row.kind == "status" and after.get("status") != ticket_policy.RESOLVED:
+        return  # of status changes, only resolving tells the customer
     message_id = after.get("message_id") if row.kind in ("created", "message") else None
     context = await repository.event_context(db, ticket_id=row.ticket_id, message_id=message_id)
     if context is None:

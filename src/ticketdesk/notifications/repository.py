@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 
+from ticketdesk.auth import policy as roles
 from ticketdesk.db import Db, Statement
 from ticketdesk.mail.keys import message_id_of
 from ticketdesk.models import inbound_mails, messages, tickets, users
@@ -90,7 +91,7 @@ _AGENTS = Statement(
         users.c.mail_new_tickets,
         users.c.mail_customer_replies,
     )
-    .where(users.c.is_active.is_(True), users.c.is_staff.is_(True) | users.c.is_superuser.is_(True))
+    .where(roles.ACTIVE_AGENT)
     .order_by(users.c.id)
 )
 

@@ -1,18 +1,54 @@
-"""Form fields checked by the API's own request models, with errors by field for the page."""
+"""Form fields checked by the API's own request models, with errors by field for the page.
+
+Every form page answers the same way: what the form does, or, when the form or the service
+refuses it, the same page again with what was typed and each error beside its field
+(`submit`, `same_page`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from fastapi import Request, Response
 from pydantic import BaseModel, ValidationError
+
+from ticketdesk.pages.rendering import render
 
 Model = TypeVar("Model", bound=BaseModel)
 
 
 class FormErrors(Exception):
-    def __init__(self, errors: dict[str, str]) -> None:
+    """Why a form was refused: a sentence per field ("form": the whole form), and the status
+    of the page that shows the form again."""
+
+    def __init__(self, errors: dict[str, str], status_code: int = 400) -> None:
         super().__init__("the form has errors")
         self.errors = errors
+        self.status_code = status_code
+
+
+ShowAgain = Callable[[FormErrors], Awaitable[Response]]
+"""The form's page again, with the errors beside their fields."""
+
+
+async def submit(attempt: Awaitable[Response], again: ShowAgain) -> Response:
+    """What a posted form answers: the attempt's own answer (mostly a redirect), or, when it
+    raises FormErrors, its page again. The attempt turns the service's refusals it can put in
+    words into FormErrors; any other error is the error page, as on every page."""
+    try:
+        return await attempt
+    except FormErrors as exc:
+        return await again(exc)
+
+
+def same_page(request: Request, template: str, context: dict[str, Any]) -> ShowAgain:
+    """Show `template` again with `context` (what was typed, kept) and the errors."""
+
+    async def again(exc: FormErrors) -> Response:
+        return render(request, template, {**context, "errors": exc.errors}, exc.status_code)
+
+    return again
 
 
 FIELDS = {
@@ -44,15 +80,19 @@ MESSAGES = {
 A check of our own (a value error) says its own sentence, already written for people."""
 
 
-def parse(model: type[Model], values: dict[str, Any]) -> Model:
-    """The model from the form's values, or FormErrors naming each wrong field."""
+def parse(
+    model: type[Model], values: dict[str, Any], *, names: dict[str, str] | None = None
+) -> Model:
+    """The model from the form's values, or FormErrors naming each wrong field; `names` maps
+    a model's field to the form's own name for it (the API's `text` is a form's `message`)."""
     try:
         return model.model_validate(values)
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "form"
-            errors.setdefault(field, plain_words(field, error, values.get(field)))
+            shown = (names or {}).get(field, field)
+            errors.setdefault(shown, plain_words(field, error, values.get(field)))
         raise FormErrors(errors) from None
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi import BackgroundTasks, Form, Request
 from fastapi.responses import Response
 
 from ticketdesk.errors import BadRequest
-from ticketdesk.pages.forms import FormErrors, parse
-from ticketdesk.pages.rendering import PageRoute, redirect, render, same_origin
+from ticketdesk.pages.common import SameOrigin, page_router
+from ticketdesk.pages.forms import FormErrors, parse, same_page, submit
+from ticketdesk.pages.rendering import redirect, render
 from ticketdesk.pages.session import MaybeSignedIn
 from ticketdesk.password_reset import service
 from ticketdesk.password_reset.schemas import ResetConfirm
@@ -21,8 +22,7 @@ from ticketdesk.settings import AppSettings
 from ticketdesk.web.ratelimits import Limiter, client_address, limit_reset_request
 from ticketdesk.web.routing import DbHandle
 
-router = APIRouter(route_class=PageRoute, include_in_schema=False)
-SameOrigin = Depends(same_origin)
+router = page_router()
 
 
 @router.get("/app/password-reset")
@@ -39,17 +39,19 @@ async def ask(
     after_answer: BackgroundTasks,
     email: Annotated[str, Form()] = "",
 ) -> Response:
-    if not email.strip():
-        errors = {"email": "Enter the email address of your account."}
-        return render(request, "reset_request.html", {"errors": errors}, 400)
-    address = normalize_email(email)
-    await limit_reset_request(limiter, address=client_address(request), email=address)
-    later = service.request_reset(request.app.state.database, email=address, settings=settings)
-    if later is not None:
-        after_answer.add_task(later)
-    if not settings.mail_enabled:  # the service logged it, for the operator
-        return render(request, "reset_request.html", {"no_mail": True})
-    return render(request, "reset_sent.html", {"email": email.strip()})
+    async def attempt() -> Response:
+        if not email.strip():
+            raise FormErrors({"email": "Enter the email address of your account."})
+        address = normalize_email(email)
+        await limit_reset_request(limiter, address=client_address(request), email=address)
+        later = service.request_reset(request.app.state.database, email=address, settings=settings)
+        if later is not None:
+            after_answer.add_task(later)
+        if not settings.mail_enabled:  # the service logged it, for the operator
+            return render(request, "reset_request.html", {"no_mail": True})
+        return render(request, "reset_sent.html", {"email": email.strip()})
+
+    return await submit(attempt(), same_page(request, "reset_request.html", {}))
 
 
 @router.get("/app/password-reset/confirm")
@@ -68,12 +70,13 @@ async def choose(
     token: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
 ) -> Response:
-    await limiter.hit(limiter.reset_per_ip, client_address(request))
-    try:
+    async def attempt() -> Response:
         data = parse(ResetConfirm, {"token": token, "password": password})
-        await service.confirm_reset(db, token=data.token, password=data.password)
-    except FormErrors as exc:
-        return render(request, "reset_confirm.html", {"token": token, "errors": exc.errors}, 400)
-    except BadRequest:  # used meanwhile (in another tab, say), or expired while typing
-        return render(request, "reset_confirm.html", {"spent": True}, 400)
-    return redirect(request, "/?reset=1")
+        try:
+            await service.confirm_reset(db, token=data.token, password=data.password)
+        except BadRequest:  # used meanwhile (in another tab, say), or expired while typing
+            return render(request, "reset_confirm.html", {"spent": True}, 400)
+        return redirect(request, "/?reset=1")
+
+    await limiter.hit(limiter.reset_per_ip, client_address(request))
+    return await submit(attempt(), same_page(request, "reset_confirm.html", {"token": token}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from ticketdesk.errors import Forbidden, TicketdeskError
 from ticketdesk.pages.assets import Assets
 from ticketdesk.pages.session import RENEWED, SignInRequired
 from ticketdesk.settings import Settings
-from ticketdesk.tickets import rules
+from ticketdesk.tickets import policy
 from ticketdesk.web.cookies import set_token_cookie
 from ticketdesk.web.routing import Route
 
@@ -44,9 +44,20 @@ WAITING_STATES = {"us": "pending", "customer": "unresolved"}
 
 
 def state(status: str, waiting: str | None = None) -> str:
-    """What a badge shows: an open ticket's state by who is to write next (`rules.waiting_on`),
+    """What a badge shows: an open ticket's state by who is to write next (`policy.waiting_on`),
     in the words of the status that says so; other tickets' status as it is."""
     return WAITING_STATES.get(waiting or "", status)
+
+
+def in_order(statuses: Collection[policy.Status]) -> tuple[policy.Status, ...]:
+    """The statuses as the pages list them, as work flows: the open ones first, the final
+    ones last, any other between; in the policy's order within each."""
+
+    def place(status: policy.Status) -> tuple[bool, bool, int]:
+        closed = status not in policy.OPEN_STATUSES
+        return closed, status in policy.FINAL_STATUSES, policy.STATUSES.index(status)
+
+    return tuple(sorted(statuses, key=place))
 
 
 def initials(name: str | None) -> str:
@@ -103,11 +114,16 @@ templates.env.globals.update(
     state=state,
     initials=initials,
     megabytes=megabytes,
-    priority_name=rules.priority_name,
-    priorities=rules.PRIORITIES,
+    priority_name=policy.priority_name,
+    priorities=policy.PRIORITIES,
     iso=_iso,
     readable=_readable,
     describe_event=describe_event,
+    # The status machine, as the policy has it: what staff may set, what never changes again,
+    # what takes no more messages.
+    agent_statuses=in_order(policy.AGENT_TARGETS),
+    final_statuses=policy.FINAL_STATUSES,
+    closed_to_messages=policy.CLOSED_TO_MESSAGES,
 )
 
 

@@ -22,12 +22,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ticketdesk.db import Db, Statement
 from ticketdesk.models import UTCDateTime
-from ticketdesk.tickets.repository import BREACHED
+from ticketdesk.tickets import policy
+from ticketdesk.tickets.filters import BREACHED
 
 _IN = "{column} >= :start AND {column} < :stop"
 CREATED = _IN.format(column="created_at")
 RESOLVED = _IN.format(column="resolved_at")
-CANCELED = f"status = 'canceled' AND {_IN.format(column='updated_at')}"
+CANCELED = f"status = '{policy.CANCELED}' AND {_IN.format(column='updated_at')}"
 RATED = _IN.format(column="rated_at")
 
 

@@ -1,29 +1,50 @@
-"""The ticket status machine and message rules: pure functions over plain values."""
+"""The ticket rules, once: the status machine, what a message does, who may be assigned,
+what a customer reads of a ticket.
+
+Who may change a ticket's status: its author may cancel it; an agent moves it between
+pending, resolved and unresolved (`allowed_targets`, `check_status_change`); a canceled
+ticket never changes again (`FINAL_STATUSES`). A customer's reply reopens a resolved or
+unresolved ticket; an agent's response is its first response; a note changes nothing a
+customer sees (`status_after_message`, `reopen_sql`). Customers never read notes
+(`customer_reads`, `CUSTOMER_READS`); what they see of the history is `events/policy.py`.
+
+Each rule is a Python function over plain values and, where a statement needs it, an SQL
+expression built from the same constants; repositories, services and pages import them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from typing import Literal
 
+from sqlalchemy import ColumnElement
+
+from ticketdesk.auth import policy as roles
+from ticketdesk.db import constants
 from ticketdesk.errors import BadRequest, Conflict, Forbidden
+from ticketdesk.models import TICKET_STATUSES, messages
+from ticketdesk.sla import PRIORITIES as PRIORITIES
+from ticketdesk.sla import Priority as Priority
 
 Status = Literal["pending", "resolved", "unresolved", "canceled"]
+STATUSES: tuple[Status, ...] = TICKET_STATUSES  # type: ignore[assignment]  # the table's check
 MessageType = Literal["request", "response", "other", "note"]
-Priority = Literal["low", "normal", "high", "urgent"]
+NOTE: MessageType = "note"
 Waiting = Literal["us", "customer"]
 
-PRIORITIES: tuple[Priority, ...] = ("low", "normal", "high", "urgent")
-"""In rank order: a ticket keeps its priority's rank (0 to 3), so urgent sorts first."""
 DEFAULT_PRIORITY = PRIORITIES.index("normal")
 POSTED_TYPES: tuple[MessageType, ...] = ("request", "response", "note")
 """What a customer (request) or an agent (response, or an internal note) posts."""
 
 AUTHOR_TARGETS: frozenset[Status] = frozenset({"canceled"})
+"""What a ticket's author may set: cancel it."""
 AGENT_TARGETS: frozenset[Status] = frozenset({"pending", "resolved", "unresolved"})
 REOPENED_BY_CUSTOMER: frozenset[Status] = frozenset({"resolved", "unresolved"})
+RESOLVED: Status = "resolved"
+CANCELED: Status = "canceled"
 INITIAL_STATUS: Status = "pending"
 """The status of a new ticket, and of one its customer writes on again."""
-FINAL_STATUSES: frozenset[Status] = frozenset({"canceled"})
+FINAL_STATUSES: frozenset[Status] = frozenset({CANCELED})
 """A ticket in one of these never changes again: no field of it, and no new message."""
 CLOSED_TO_MESSAGES: frozenset[Status] = FINAL_STATUSES
 OPEN_STATUSES: frozenset[Status] = frozenset({"pending", "unresolved"})
@@ -84,7 +105,7 @@ def message_type(*, is_agent: bool, internal: bool = False) -> MessageType:
     if internal:
         if not is_agent:
             raise Forbidden("only staff write internal notes")
-        return "note"
+        return NOTE
     return "response" if is_agent else "request"
 
 
@@ -96,8 +117,12 @@ def priority_rank(name: Priority) -> int:
     return PRIORITIES.index(name)
 
 
+def accepts_messages(current: Status) -> bool:
+    return current not in CLOSED_TO_MESSAGES
+
+
 def check_can_post(current: Status) -> None:
-    if current in CLOSED_TO_MESSAGES:
+    if not accepts_messages(current):
         raise Conflict("the ticket is canceled: no more messages")
 
 
@@ -106,3 +131,54 @@ def status_after_message(current: Status, *, is_agent: bool) -> Status:
     if not is_agent and current in REOPENED_BY_CUSTOMER:
         return INITIAL_STATUS
     return current
+
+
+def needs_response(new: Status) -> bool:
+    """Resolving needs a staff response on the ticket first."""
+    return new == RESOLVED
+
+
+def check_can_rate(current: Status) -> None:
+    """Its author rates a ticket once it is resolved."""
+    if current != RESOLVED:
+        raise Conflict("a ticket can be rated once it is resolved")
+
+
+def _in_list(values: Collection[str]) -> str:
+    return ", ".join(f"'{value}'" for value in sorted(values))  # our own constants, never input
+
+
+def reopen_sql(status: str) -> str:
+    """`status_after_message` of a customer's request, as SQL over the column `status`."""
+    return (
+        f"CASE WHEN {status} IN ({_in_list(REOPENED_BY_CUSTOMER)}) "
+        f"THEN '{INITIAL_STATUS}' ELSE {status} END"
+    )
+
+
+def reopens_sql(status: str) -> str:
+    """Whether a customer's request changes the status `status` (SQL)."""
+    return f"{status} IN ({_in_list(REOPENED_BY_CUSTOMER)})"
+
+
+def accepts_messages_sql(status: str) -> str:
+    """`check_can_post` as SQL: the ticket takes messages in this status."""
+    return f"{status} NOT IN ({_in_list(CLOSED_TO_MESSAGES)})"
+
+
+def open_sql(status: str) -> str:
+    """The status is one of `OPEN_STATUSES` (SQL)."""
+    return f"{status} IN ({_in_list(OPEN_STATUSES)})"
+
+
+def customer_reads(message_type: MessageType) -> bool:
+    """A ticket's customer reads its requests and responses, never a note."""
+    return message_type != NOTE
+
+
+CUSTOMER_READS: ColumnElement[bool] = messages.c.type != constants(NOTE)[0]
+"""`customer_reads` of a row of `messages`, in SQL."""
+
+NOT_ASSIGNABLE = "assignee_id must be the id of an active staff member"
+ASSIGNABLE = roles.ACTIVE_AGENT
+"""Who may be assigned a ticket: an active agent (a row of `users`, in SQL)."""

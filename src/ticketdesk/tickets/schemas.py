@@ -1,19 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from ticketdesk.attachments.repository import AttachmentRow
-from ticketdesk.attachments.schemas import AttachmentOut
-from ticketdesk.schemas import NotBlank, RequestBody, Storable, UtcDatetime
-from ticketdesk.tickets import rules, search, sla
-from ticketdesk.tickets.repository import MessageRow, TicketRow
-from ticketdesk.tickets.rules import MessageType, Priority, Status
-
-MessageText = Annotated[str, StringConstraints(min_length=1), Storable, NotBlank]
+from ticketdesk import sla
+from ticketdesk.schemas import MessageText, NotBlank, RequestBody, Storable, UtcDatetime
+from ticketdesk.tickets import policy, search
+from ticketdesk.tickets.policy import Priority, Status
+from ticketdesk.tickets.repository import TicketRow
 
 
 class TicketCreate(RequestBody):
@@ -139,7 +135,7 @@ class TicketOut(BaseModel):
             fields.update(
                 author=row.author,
                 assignee_id=row.assignee_id,
-                priority=rules.priority_name(row.priority),
+                priority=policy.priority_name(row.priority),
                 first_response_due_at=row.first_response_due_at,
                 resolution_due_at=row.resolution_due_at,
                 breached=sla.breached(_sla_state(row), now),
@@ -156,47 +152,3 @@ def _sla_state(row: TicketRow) -> sla.SlaState:
         row.first_response_at,
         row.resolved_at,
     )
-
-
-class MessageCreate(RequestBody):
-    text: MessageText
-    internal: bool = Field(
-        default=False, description="true: an internal note, never shown to the customer; staff only"
-    )
-
-
-class MessageUpload(BaseModel):
-    """What makes two multipart posts the same, for Idempotency-Key: the files by content."""
-
-    text: str
-    internal: bool
-    files: list[tuple[str, str]]
-
-
-MULTIPART_MESSAGE: dict[str, Any] = {
-    "schema": {
-        "type": "object",
-        "required": ["text"],
-        "properties": {
-            "text": {"type": "string", "minLength": 1},
-            "internal": {"type": "boolean", "default": False},
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-        },
-    },
-    "encoding": {"files": {"contentType": "application/octet-stream"}},
-}
-
-
-class MessageOut(BaseModel):
-    id: int
-    created_at: datetime
-    type: MessageType
-    text: str
-    attachments: list[AttachmentOut] = Field(default_factory=list)
-
-    @classmethod
-    def of(cls, row: MessageRow, files: Iterable[AttachmentRow] = ()) -> MessageOut:
-        answer = cls.model_validate(row, from_attributes=True)
-        if row.attachment_count:
-            answer.attachments = [AttachmentOut.of(file) for file in files]
-        return answer

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Integer, bindparam, func, insert, select, update
 
+from ticketdesk.auth import policy as roles
 from ticketdesk.db import Db, Statement, UniqueViolation
 from ticketdesk.errors import BadRequest
 from ticketdesk.models import users
@@ -180,7 +181,7 @@ class AgentRow(NamedTuple):
 
 _AGENTS = Statement(
     select(users.c.id, users.c.username, users.c.email)
-    .where(users.c.is_active, (users.c.is_staff | users.c.is_superuser))
+    .where(roles.ACTIVE_AGENT)
     .order_by(users.c.username, users.c.id)
     .limit(bindparam("limit", type_=Integer))
 )

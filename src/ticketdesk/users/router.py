@@ -16,7 +16,7 @@ from ticketdesk.schemas import ObjectId
 from ticketdesk.settings import AppSettings
 from ticketdesk.tickets.schemas import TicketOut
 from ticketdesk.tickets.service import TicketFilter, TicketRow, list_tickets
-from ticketdesk.users import service
+from ticketdesk.users import policy, service
 from ticketdesk.users.schemas import (
     MailChoicesOut,
     MailChoicesUpdate,
@@ -35,7 +35,6 @@ from ticketdesk.web.ratelimits import (
     WritesLimited,
     add_quota_headers,
     client_address,
-    password_check_within_limits,
 )
 from ticketdesk.web.routing import DbHandle, Route
 
@@ -59,15 +58,14 @@ async def register(
     with the STAFF_TOKEN: 403 otherwise."""
     quota = await limiter.hit(limiter.register_per_ip, client_address(request))
     add_quota_headers(response, quota)
-    closed = settings.registration == "closed"
+    registration = policy.Registration.of(settings)
+    needs_registrar = registration.needs_registrar(is_staff=body.is_staff)
     row = await service.register(
         db,
         body,
         credential=credential.credentials if credential else None,
-        staff_token=settings.staff_token,
-        trial_domains=settings.trial_domain_names,
-        closed=closed,
-        registrar=await _signed_in(request) if closed and not body.is_staff else None,
+        registration=registration,
+        registrar=await _signed_in(request) if needs_registrar else None,
     )
     return UserOut.model_validate(row, from_attributes=True)
 
@@ -114,7 +112,7 @@ async def update_me(
     limiter: Limiter,
 ) -> UserOut:
     """Change own username, or password (needs the current one; revokes older tokens)."""
-    version = await password_check_within_limits(
+    version = await auth.password_check_within_limits(
         limiter, email=user.email, check=lambda: service.update_me(db, user=user, changes=body)
     )
     if version is not None:

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from pydantic import SecretStr
-
 from ticketdesk.auth import service as auth
+from ticketdesk.auth.policy import Roles
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.auth.security import hash_password
 from ticketdesk.db import Db
-from ticketdesk.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from ticketdesk.errors import BadRequest, Forbidden, NotFound
 from ticketdesk.models import utcnow
 from ticketdesk.pagination import Page, PageRequest
 from ticketdesk.schemas import email_address, normalize_email
 from ticketdesk.staff_keys import service as staff_keys
 from ticketdesk.tickets import service as tickets
-from ticketdesk.users import repository
+from ticketdesk.users import policy, repository
 from ticketdesk.users.repository import UserDetailRow, UserListRow, UserRow
 from ticketdesk.users.schemas import MeUpdate, UserCreate, UserUpdate
 
@@ -34,45 +32,25 @@ class NewAccount:
     is_superuser: bool = False
 
 
-REGISTRATION_CLOSED = (
-    "registration is closed: ask the support team for an account, or mail your request to "
-    "the support address"
-)
-
-
 async def register(
     db: Db,
     data: UserCreate,
     *,
     credential: str | None,
-    staff_token: SecretStr | None,
-    trial_domains: Collection[str],
-    closed: bool = False,
+    registration: policy.Registration,
     registrar: Viewer | None = None,
 ) -> UserRow:
-    """Create a user; staff only with the STAFF_TOKEN or an unspent staff key as `credential`.
-
-    `closed` (REGISTRATION=closed): a customer only by an agent (`registrar`) or with the
-    STAFF_TOKEN. `trial_domains`: TRIAL_DOMAINS (see `create_account`)."""
-    uses_staff_token = (
-        credential is not None
-        and staff_token is not None
-        and secrets.compare_digest(credential.encode(), staff_token.get_secret_value().encode())
-    )
-    if data.is_staff and credential is None:
-        raise Unauthorized("staff registration needs `Authorization: Bearer <staff key>`")
-    if (
-        closed
-        and not data.is_staff
-        and not uses_staff_token
-        and not (registrar is not None and registrar.is_agent)
-    ):
-        raise Forbidden(REGISTRATION_CLOSED)
+    """Create a user, if `registration` lets this caller (`policy.Registration.check`): staff
+    with the STAFF_TOKEN or an unspent staff key as `credential`, the key then spent."""
+    registration.check(is_staff=data.is_staff, credential=credential, registrar=registrar)
     account = NewAccount(
         email=data.email, username=data.username, password=data.password, is_staff=data.is_staff
     )
+    uses_staff_token = registration.is_staff_token(credential)
     staff_key = None if uses_staff_token or not data.is_staff else credential
-    return await create_account(db, account, trial_domains=trial_domains, staff_key=staff_key)
+    return await create_account(
+        db, account, trial_domains=registration.trial_domains, staff_key=staff_key
+    )
 
 
 def acceptable_email(email: str, *, trial_domains: Collection[str]) -> str:
@@ -130,24 +108,20 @@ async def update_user(db: Db, *, actor: Viewer, user_id: int, changes: UserUpdat
     target = await repository.lock_roles(db, user_id)
     if target is None:
         raise NotFound("no such user")
-    if not actor.is_superuser and (
-        target.is_staff or target.is_superuser or changes.is_staff is not None
-    ):
-        raise Forbidden("only a superuser may change staff accounts")
-    if changes.is_active is False and user_id == actor.id:
-        raise Conflict("you cannot block yourself")
+    blocks = changes.is_active is False
+    policy.check_may_change(
+        actor, target, makes_staff=changes.is_staff, user_id=user_id, blocks=blocks
+    )
     values = changes.model_dump(exclude_none=True, include={"username", "is_active", "is_staff"})
     if values:
         await repository.update_user(db, user_id, values)
         await auth.account_changed(db, user_id=user_id)
-    if changes.is_active is False:
+    if blocks:
         # Unblocking later must not bring the old tokens back.
         await auth.revoke_all_tokens(db, user_id=user_id)
-    still_agent = (target.is_staff if changes.is_staff is None else changes.is_staff) or (
-        target.is_superuser
-    )
-    was_agent = target.is_staff or target.is_superuser
-    if was_agent and (changes.is_active is False or not still_agent):
+    is_staff = target.is_staff if changes.is_staff is None else changes.is_staff
+    after = Roles(is_staff=is_staff, is_superuser=target.is_superuser)
+    if policy.leaves_the_team(target, after, blocked=blocks):
         await tickets.agent_left(db, agent_id=user_id, actor=actor)
 
 
@@ -215,8 +189,6 @@ async def create_mail_account(
 
 # The operator's commands (`ticketdesk set-password | promote | demote | users`).
 
-ROLES = ("superuser", "staff", "customer")
-
 
 async def _id_of(db: Db, email: str) -> int:
     user_id = await repository.id_by_email(db, normalize_email(email))
@@ -237,14 +209,14 @@ async def set_password(db: Db, *, email: str, password: str) -> int:
 async def set_role(db: Db, *, email: str, role: str) -> UserDetailRow:
     """Make the account a superuser, staff, or a customer again. An agent made a customer
     gives their open tickets back to the team, and their sessions end."""
-    assert role in ROLES
+    after = policy.roles_of(role)
     user_id = await _id_of(db, email)
     before = await repository.lock_roles(db, user_id)
     assert before is not None
-    values = {"is_superuser": role == "superuser", "is_staff": role in ("superuser", "staff")}
+    values = {"is_superuser": after.is_superuser, "is_staff": after.is_staff}
     await repository.update_user(db, user_id, values)
     await auth.account_changed(db, user_id=user_id)
-    if role == "customer" and (before.is_staff or before.is_superuser):
+    if policy.leaves_the_team(before, after, blocked=False):
         await tickets.agent_left(db, agent_id=user_id, actor=None)
         await auth.revoke_all_tokens(db, user_id=user_id)
     detail = await repository.user_detail(db, user_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ticketdesk.db import row_as_json
-from ticketdesk.jobs.service import Overview
+from ticketdesk.overview.service import Overview
 
 STATES = ("queued", "running", "failed", "done")
 TITLES = {"failed": "failed", "queued": "queued", "running": "running", "done": "recently done"}
