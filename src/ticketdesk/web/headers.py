@@ -53,7 +53,7 @@ def docs_csp(app: FastAPI) -> str:
     """Swagger UI and ReDoc from this origin, with the inline scripts of the docs pages.
 
     The inline scripts are rendered here as `fastapi_offline` renders them, and hashed;
-    `tests/test_headers.py` checks the hashes against the pages actually served.
+    `tests/web/test_headers.py` checks the hashes against the pages actually served.
     ReDoc styles its page with injected <style> elements and searches in a blob: worker.
     """
     swagger = get_swagger_ui_html(

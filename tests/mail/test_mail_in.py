@@ -23,7 +23,7 @@ from receivers import WebhookReceiver, sending_to, smtp_server, text_of
 from ticketdesk.mail import addresses, keys
 from ticketdesk.models import messages, tickets, users
 
-MAILS = Path(__file__).parent / "mail"
+MAILS = Path(__file__).parent / "samples"
 DOMAIN = "support.example.com"
 PLACEHOLDER = b"support+t12-abcd@support.example.com"
 

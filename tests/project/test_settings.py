@@ -112,7 +112,7 @@ def test_every_setting_is_in_the_configuration_table_and_in_env_example() -> Non
 
     from ticketdesk.settings import Settings
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     names = {name.upper() for name in Settings.model_fields}
     configuration = (root / "docs" / "configuration.md").read_text()
     table = configuration.split("\n## Every setting", 1)[1].split("\n## ", 1)[0]

@@ -8,7 +8,7 @@ from typing import get_args
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "src" / "ticketdesk"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "ticketdesk"
 FEATURES = (
     "tickets",
     "events",
@@ -23,6 +23,8 @@ FEATURES = (
     "notifications",
     "webhooks",
     "password_reset",
+    "messages",
+    "overview",
 )
 EDGE_MODULES = ("router.py", "dependencies.py", "schemas.py")
 """A feature's HTTP edge: its routes, its FastAPI dependencies, its request and answer shapes."""

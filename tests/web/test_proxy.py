@@ -26,7 +26,7 @@ from conftest import STAFF_TOKEN, _free_port, running_servers
 
 pytestmark = pytest.mark.slow
 
-CONFIG = Path(__file__).resolve().parent.parent / "docs" / "nginx" / "ticketdesk.conf"
+CONFIG = Path(__file__).resolve().parents[2] / "docs" / "nginx" / "ticketdesk.conf"
 TOKEN = "metrics-token-of-the-proxy-test"
 SCRAPER = {"Authorization": f"Bearer {TOKEN}"}
 PASSWORD = "a password for the proxy"

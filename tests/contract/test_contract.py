@@ -135,7 +135,7 @@ TOKEN = FreshToken()
 # The schema does not depend on the settings.
 _app = create_app(Settings(_env_file=None, database_url="sqlite+aiosqlite://", jwt_key=JWT_KEY))
 # The event stream never ends, so no generated call would get its whole answer:
-# tests/test_stream.py checks it against real servers.
+# tests/events/test_stream.py checks it against real servers.
 schema = schemathesis.openapi.from_dict(_app.openapi(), config=CONFIG).exclude(
     path="/events/stream"
 )

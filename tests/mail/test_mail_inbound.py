@@ -20,7 +20,7 @@ from ticketdesk.mail.inbound import (
     parse,
 )
 
-MAIL = Path(__file__).parent / "mail"
+MAIL = Path(__file__).parent / "samples"
 FIXTURES = sorted(path.name for path in MAIL.glob("*.eml"))
 TICKET = "support+t12-abcd@support.example.com"
 SUPPORT = "support@support.example.com"
