@@ -3,12 +3,10 @@
 Every statement that reads tickets takes the viewer: a customer's is limited to rows they
 wrote (parameter `viewer_id`) and never reads a staff-only column; an agent's is not, and
 also reads each ticket's author, assignee, priority and service-level times. Which tickets
-a list holds and in what order is `filters.py`; a ticket's messages are `messages/`.
+a list holds and in what order is `filters.py`.
 
-On PostgreSQL a new ticket (with its first message and event) and the unassignment of a
-leaving agent are each one statement; SQLite runs the same steps as several statements in
-one transaction. Both are built from the same rules (`policy.py`) and event kinds
-(`events/kinds.py`), and the differential test of the two backends holds them equal.
+The writes that exist once per backend (a new ticket, a leaving agent's tickets) are
+`writes.py`; a ticket's messages are `messages/`.
 """
 
 from __future__ import annotations
@@ -17,17 +15,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, Select, bindparam, exists, func, insert, select, text, update
+from sqlalchemy import Integer, Select, bindparam, exists, func, select, update
 
-from ticketdesk import sla
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db, Statement, constants
-from ticketdesk.events import kinds
-from ticketdesk.events import repository as events
-from ticketdesk.events.repository import GUARD, INSERT_COLUMNS
 from ticketdesk.models import messages, tickets, users
 from ticketdesk.pagination import Page, PageRequest, page_parameters, paginate
-from ticketdesk.tickets import policy, search
+from ticketdesk.tickets import policy
 from ticketdesk.tickets.filters import (
     DUE,
     LAST_PUBLIC_TYPE,
@@ -246,137 +240,6 @@ async def update_ticket(db: Db, ticket_id: int, values: dict[str, Any]) -> None:
         )
     params = {f"new_{name}": value for name, value in values.items()}
     await db.execute(statement, {**params, "ticket_id": ticket_id})
-
-
-_REQUEST = policy.message_type(is_agent=False)
-_CREATED = kinds.CREATED.sql(
-    topic="CAST(:topic AS TEXT)", status=f"'{policy.INITIAL_STATUS}'", message_id="message.id"
-)
-_CREATE_TICKET_POSTGRES = Statement(
-    None,
-    postgres=text(
-        f"""
-        WITH ticket AS (
-            INSERT INTO tickets (author_id, topic, status, priority, created_at, updated_at,
-                                 first_response_due_at, resolution_due_at, search_public)
-            VALUES (:author_id, :topic, '{policy.INITIAL_STATUS}', {policy.DEFAULT_PRIORITY},
-                    :now, :now, :first_response_due_at, :resolution_due_at,
-                    to_tsvector('{search.CONFIG}', CAST(:topic AS VARCHAR))
-                    || to_tsvector('{search.CONFIG}',
-                                   left(CAST(:text AS TEXT), {search.INDEXED_CHARACTERS})))
-            RETURNING id
-        ), message AS (
-            INSERT INTO messages (ticket_id, author_id, type, text, created_at)
-            SELECT id, CAST(:author_id AS BIGINT), '{_REQUEST}',
-                   CAST(:text AS TEXT), CAST(:now AS TIMESTAMPTZ)
-            FROM ticket
-            RETURNING id
-        ), author AS (
-            UPDATE users SET tickets_count = tickets_count + 1 WHERE id = :author_id
-        ), event AS (
-            {INSERT_COLUMNS}
-            SELECT ticket.id, CAST(:now AS TIMESTAMPTZ), CAST(:author_id AS BIGINT),
-                   e.kind, e.before, e.after
-            FROM ticket, message, {GUARD}, LATERAL (VALUES {_CREATED}) AS e(kind, before, after)
-        )
-        SELECT id FROM ticket
-        """  # noqa: S608 - only our own constants are formatted in
-    ),
-    atomic=True,
-)
-_INSERT_TICKET = Statement(
-    insert(tickets)
-    .values(
-        author_id=bindparam("author_id"),
-        topic=bindparam("topic"),
-        status=policy.INITIAL_STATUS,
-        priority=policy.DEFAULT_PRIORITY,
-        created_at=bindparam("now"),
-        updated_at=bindparam("now"),
-        first_response_due_at=bindparam("first_response_due_at"),
-        resolution_due_at=bindparam("resolution_due_at"),
-    )
-    .returning(tickets.c.id)
-)
-_FIRST_MESSAGE = Statement(
-    insert(messages)
-    .values(
-        ticket_id=bindparam("ticket_id"),
-        author_id=bindparam("author_id"),
-        type=_REQUEST,
-        text=bindparam("text"),
-        created_at=bindparam("now"),
-    )
-    .returning(messages.c.id)
-)
-_COUNT_AUTHORED = Statement(
-    update(users)
-    .where(users.c.id == bindparam("author_id"))
-    .values(tickets_count=users.c.tickets_count + 1)
-)
-
-
-async def create_ticket(
-    db: Db, *, author_id: int, topic: str, text: str, now: datetime, due: sla.DueTimes
-) -> int:
-    """The ticket, its first message (a request), the author's ticket count and the event."""
-    params = {"author_id": author_id, "topic": topic, "text": text, "now": now, **due._asdict()}
-    if db.dialect == "postgresql":
-        return int(await db.scalar(_CREATE_TICKET_POSTGRES, params))
-    ticket_id = int(await db.scalar(_INSERT_TICKET, params))
-    message_id = await db.scalar(_FIRST_MESSAGE, {**params, "ticket_id": ticket_id})
-    await db.execute(_COUNT_AUTHORED, params)
-    created = kinds.CREATED.change(topic=topic, status=policy.INITIAL_STATUS, message_id=message_id)
-    await events.record(db, ticket_id=ticket_id, actor_id=author_id, now=now, changes=[created])
-    return ticket_id
-
-
-_UNASSIGNED = kinds.ASSIGNEE.sql(
-    before={"assignee_id": "CAST(:agent_id AS BIGINT)"}, assignee_id="NULL"
-)
-_UNASSIGN_POSTGRES = Statement(
-    None,
-    postgres=text(
-        f"""
-        WITH gone AS (
-            UPDATE tickets SET assignee_id = NULL
-            WHERE assignee_id = :agent_id AND {policy.open_sql("status")}
-            RETURNING id
-        )
-        {INSERT_COLUMNS}
-        SELECT gone.id, CAST(:now AS TIMESTAMPTZ), CAST(:actor_id AS BIGINT),
-               e.kind, e.before, e.after
-        FROM gone, {GUARD}, LATERAL (VALUES {_UNASSIGNED}) AS e(kind, before, after)
-        """  # noqa: S608 - only our own constants are formatted in
-    ),
-)
-_OPEN = tickets.c.status.in_(constants(*sorted(policy.OPEN_STATUSES)))
-_ASSIGNED_OPEN = Statement(
-    select(tickets.c.id)
-    .where(tickets.c.assignee_id == bindparam("agent_id"), _OPEN)
-    .order_by(tickets.c.id)
-    .with_for_update()
-)
-_UNASSIGN = Statement(
-    update(tickets)
-    .where(tickets.c.assignee_id == bindparam("agent_id"), _OPEN)
-    .values(assignee_id=None)
-)
-
-
-async def unassign_agent(db: Db, *, agent_id: int, actor_id: int | None, now: datetime) -> None:
-    """The agent's open tickets lose their assignee, each with its event, in this transaction."""
-    params = {"agent_id": agent_id, "actor_id": actor_id, "now": now}
-    if db.dialect == "postgresql":
-        await db.execute(_UNASSIGN_POSTGRES, params)
-        return
-    ticket_ids = [row[0] for row in await db.all(_ASSIGNED_OPEN, params)]
-    await db.execute(_UNASSIGN, params)
-    unassigned = kinds.ASSIGNEE.change(before={"assignee_id": agent_id}, assignee_id=None)
-    for ticket_id in ticket_ids:
-        await events.record(
-            db, ticket_id=ticket_id, actor_id=actor_id, now=now, changes=[unassigned]
-        )
 
 
 _ASSIGNABLE = Statement(

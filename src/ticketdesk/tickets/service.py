@@ -16,7 +16,7 @@ from ticketdesk.events.repository import record as record_events
 from ticketdesk.models import utcnow
 from ticketdesk.pagination import Page, PageRequest
 from ticketdesk.schemas import MAX_ID
-from ticketdesk.tickets import policy, repository, search
+from ticketdesk.tickets import policy, repository, search, writes
 from ticketdesk.tickets.filters import AGENT_SORTS, TicketFilter
 from ticketdesk.tickets.repository import LockedTicket, TicketRow
 
@@ -32,7 +32,7 @@ async def create_ticket(
 ) -> int:
     """Open a ticket; its text is the first message. Returns the ticket's id."""
     now = utcnow()
-    return await repository.create_ticket(
+    return await writes.create_ticket(
         db,
         author_id=author.id,
         topic=topic,
@@ -194,4 +194,4 @@ async def agent_left(db: Db, *, agent_id: int, actor: Viewer | None) -> None:
 
     `actor`: who did it; None for an operator at the command line."""
     actor_id = actor.id if actor is not None else None
-    await repository.unassign_agent(db, agent_id=agent_id, actor_id=actor_id, now=utcnow())
+    await writes.unassign_agent(db, agent_id=agent_id, actor_id=actor_id, now=utcnow())
