@@ -40,7 +40,9 @@ def _configure_logging(devnull: Any, level: str) -> None:
     logging.config.dictConfig(logging_config(level, stream=devnull))
 
 
-async def _measure(url: URL, requests: int, rounds: int, path: str | None) -> list[float]:
+async def _measure(
+    url: URL, requests: int, rounds: int, path: str | None, ticket_count: int = 1
+) -> list[float]:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, database_url=url.render_as_string(hide_password=False), jwt_key="k" * 48
     )
@@ -62,11 +64,16 @@ async def _measure(url: URL, requests: int, rounds: int, path: str | None) -> li
                     insert(tickets).values(author_id=user_id, topic="t").returning(tickets.c.id)
                 )
             ).scalar_one()
+            if ticket_count > 1:
+                await conn.execute(
+                    insert(tickets),
+                    [{"author_id": user_id, "topic": f"t{n}"} for n in range(1, ticket_count)],
+                )
         await engine.dispose()
         token, _ = create_token(
             user_id=user_id, version=0, key=app.state.signing_key, lifetime_seconds=3600
         )
-        path = path or f"/tickets/{ticket_id}"
+        path, _, query = (path or f"/tickets/{ticket_id}").format(id=ticket_id).partition("?")
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -75,7 +82,7 @@ async def _measure(url: URL, requests: int, rounds: int, path: str | None) -> li
             "scheme": "http",
             "path": path,
             "raw_path": path.encode(),
-            "query_string": b"",
+            "query_string": query.encode(),
             "root_path": "",
             "headers": [
                 (b"host", b"127.0.0.1:8089"),
@@ -112,7 +119,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--path", help="the path to GET (default: /tickets/{id})")
+    parser.add_argument(
+        "--path", help="the path to GET, `{id}` the ticket's (default: /tickets/{id})"
+    )
+    parser.add_argument(
+        "--tickets", type=int, default=1, help="the user's tickets (default 1; 20 for a list)"
+    )
     parser.add_argument("--database-url", help="a PostgreSQL database (default: SQLite)")
     parser.add_argument(
         "--log-level", default="warning", help="LOG_LEVEL (default: warning, as `make bench`)"
@@ -122,7 +134,9 @@ def main() -> None:
         url = make_url(args.database_url or f"sqlite+aiosqlite:///{directory}/bench.db")
         migrate.upgrade(url)
         _configure_logging(devnull, args.log_level)
-        per_request = asyncio.run(_measure(url, args.requests, args.rounds, args.path))
+        per_request = asyncio.run(
+            _measure(url, args.requests, args.rounds, args.path, args.tickets)
+        )
     print(
         f"GET {args.path or '/tickets/{id}'}: median {statistics.median(per_request):.1f} µs CPU, "
         f"min {min(per_request):.1f} µs, over {args.rounds} rounds of {args.requests}"

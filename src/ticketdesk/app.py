@@ -48,6 +48,7 @@ from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
 from ticketdesk.tickets.router import router as tickets_router
 from ticketdesk.users.router import router as users_router
+from ticketdesk.web.dispatch import index_routes
 from ticketdesk.web.errors import install_error_handlers
 from ticketdesk.web.headers import BrowserPolicy, add_cors, docs_csp
 from ticketdesk.web.middleware import RequestEdge
@@ -112,9 +113,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.assets = Assets()
     app.state.signing_key = settings.signing_key()
     install_error_handlers(app)
-    # The busiest first: FastAPI tries the routes in turn, and each match has a cost. The
-    # routes go into the app's own list: an included router is one more layer of matching
-    # on every request (FastAPI keeps it nested), and each router here has its prefix already.
+    # The routes go into the app's own list: an included router is one more layer of
+    # matching on every request (FastAPI keeps it nested), and each router here has its
+    # prefix already. A request tries only the routes of its path's first segment
+    # (web/dispatch.py), in this order.
     routers = (
         pages_router,
         signin_pages_router,
@@ -141,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs_routes = list(app.router.routes)
     app.router.routes[:] = [route for router in routers for route in router.routes]
     app.router.routes.extend(docs_routes)
+    index_routes(app.router)
     # Routes by path and method, for the Allow header of a 405 (the docs pages included).
     app.state.api_routes = [route for route in app.routes if hasattr(route, "methods")]
     add_cors(app, settings)

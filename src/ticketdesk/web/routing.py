@@ -1,28 +1,67 @@
-"""The request's database handle for endpoints, and the route class that finishes it."""
+"""The request's database handle for endpoints, and the route class that runs them.
+
+Each route's parameters are worked out once, when the app is built, not on every request.
+FastAPI answers a request by walking the endpoint's tree of dependencies and asking of each
+node, every time, what kind of thing it is. `compiled_handler` asks those questions once, at
+start-up, and keeps for each endpoint a plain sequence of steps: call this dependency with
+these, read these parameters with FastAPI's own readers, call the endpoint, serialize its
+answer with FastAPI's own serializer. Errors are FastAPI's: the same validation errors, in
+the same order, raised as the same exception. An endpoint with anything the sequence does
+not cover (a form or a file, a dependency with `yield`, a sync function, a stream, background
+tasks, security scopes, overridden dependencies) keeps FastAPI's own handler.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import email.message
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
-from fastapi.routing import APIRoute
+from fastapi._body_limit import get_body_limit_error, wrap_app_with_body_limit
+from fastapi._compat import Undefined
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
+from fastapi.exceptions import RequestValidationError
+from fastapi.params import Form
+from fastapi.routing import APIRoute, _extract_endpoint_context, serialize_response
+from fastapi.sse import EventSourceResponse
+from fastapi.utils import is_body_allowed_for_status_code
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.routing import Match
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticketdesk.db import Db
 from ticketdesk.db.request import REQUEST_DB, request_db
 
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
 
 class Route(APIRoute):
-    """Commits the request's transaction once the response is made, before it is sent.
+    """Runs its endpoint by `compiled_handler` where it can, and commits the request's
+    transaction once the response is made, before it is sent.
 
     An error answer (status 400 and above) rolls back instead, as does an exception; a
     failing commit raises, and the error handlers answer it (503 for an outage).
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.compiled: Handler | None = None
+        super().__init__(*args, **kwargs)
+        if self.compiled is not None:
+            # FastAPI's own wrapper sets up per-request exit stacks that only its handler
+            # uses; exceptions go on to the app's exception middleware, which answers them
+            # with the same handlers.
+            self.app = _asgi(self.get_route_handler(), getattr(self, "max_body_size", None))
+
+    def get_route_handler(self) -> Handler:
+        self.compiled = compiled_handler(self)
+        handle = self.compiled or super().get_route_handler()
 
         async def handle_then_finish(request: Request) -> Response:
             try:
@@ -38,6 +77,255 @@ class Route(APIRoute):
             return response
 
         return handle_then_finish
+
+
+def _asgi(handle: Handler, max_body_size: int | None) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handle(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return wrap_app_with_body_limit(app, max_body_size)
+
+
+Values = dict[str, Any]
+Solver = Callable[[Request, Response | None, dict[Any, Any], list[Any], Any], Awaitable[Values]]
+
+
+def _is_plain_async(call: Any) -> bool:
+    function = call if inspect.isroutine(call) else getattr(call, "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(function)
+
+
+def _is_plain_sync(call: Any) -> bool:
+    return inspect.isfunction(call) and not (
+        inspect.isgeneratorfunction(call)
+        or inspect.iscoroutinefunction(call)
+        or inspect.isasyncgenfunction(call)
+    )
+
+
+def _solver(dependant: Dependant, embed_body_fields: bool) -> Solver | None:
+    """The steps that give `dependant`'s arguments, in FastAPI's order (its dependencies
+    first, then its own parameters); None when it needs anything they do not cover."""
+    if (
+        dependant.security_scopes_param_name
+        or dependant.background_tasks_param_name
+        or dependant.websocket_param_name
+    ):
+        return None
+    steps: list[tuple[str | None, Any, Solver, bool, bool]] = []
+    for sub in dependant.dependencies:
+        call = sub.call
+        if getattr(sub, "concurrency", None) is not None or sub.own_oauth_scopes:
+            return None
+        is_async = _is_plain_async(call)
+        if not is_async and not _is_plain_sync(call):
+            return None
+        inner = _solver(sub, embed_body_fields)
+        if inner is None:
+            return None
+        steps.append((sub.name, call, inner, sub.use_cache, is_async))
+    sources = [
+        (fields, read)
+        for fields, read in (
+            (dependant.path_params, _path_params),
+            (dependant.query_params, _query_params),
+            (dependant.header_params, _headers),
+            (dependant.cookie_params, _cookies),
+        )
+        if fields
+    ]
+    body_params = dependant.body_params
+    connection_name = dependant.http_connection_param_name
+    request_name = dependant.request_param_name
+    response_name = dependant.response_param_name
+
+    async def solve(
+        request: Request,
+        response: Response | None,
+        cache: dict[Any, Any],
+        errors: list[Any],
+        body: Any,
+    ) -> Values:
+        values: Values = {}
+        for name, call, inner, use_cache, is_async in steps:
+            before = len(errors)
+            arguments = await inner(request, response, cache, errors, body)
+            if len(errors) > before:
+                continue
+            if use_cache and call in cache:
+                solved = cache[call]
+            elif is_async:
+                solved = await call(**arguments)
+            else:
+                solved = await run_in_threadpool(call, **arguments)
+            if name is not None:
+                values[name] = solved
+            cache.setdefault(call, solved)
+        for fields, read in sources:
+            found, wrong = request_params_to_args(fields, read(request))
+            values.update(found)
+            errors += wrong
+        if body_params:
+            found, wrong = await request_body_to_args(
+                body_fields=body_params, received_body=body, embed_body_fields=embed_body_fields
+            )
+            values.update(found)
+            errors.extend(wrong)
+        if connection_name:
+            values[connection_name] = request
+        if request_name:
+            values[request_name] = request
+        if response_name:
+            values[response_name] = response
+        return values
+
+    return solve
+
+
+def _path_params(request: Request) -> Any:
+    return request.path_params
+
+
+def _query_params(request: Request) -> Any:
+    return request.query_params
+
+
+def _headers(request: Request) -> Any:
+    return request.headers
+
+
+def _cookies(request: Request) -> Any:
+    return request.cookies
+
+
+def _needs_response(dependant: Dependant) -> bool:
+    return bool(dependant.response_param_name) or any(
+        _needs_response(sub) for sub in dependant.dependencies
+    )
+
+
+def compiled_handler(route: APIRoute) -> Handler | None:
+    """`route`'s endpoint as a fixed sequence of steps, or None where FastAPI's own handler
+    must run it (see the module's docstring)."""
+    dependant = route.dependant
+    endpoint = dependant.call
+    body_field = route.body_field
+    if (
+        route.dependency_overrides_provider is not None
+        or not _is_plain_async(endpoint)
+        or getattr(route, "is_json_stream", False)
+        or getattr(route, "stream_item_field", None) is not None
+        or (body_field is not None and isinstance(body_field.field_info, Form))
+    ):
+        return None
+    response_class = route.response_class
+    if isinstance(response_class, DefaultPlaceholder):
+        actual_class: type[Response] = response_class.value
+        dump_json = route.response_field is not None
+    else:
+        actual_class, dump_json = response_class, False
+    if issubclass(actual_class, EventSourceResponse):
+        return None
+    solve = _solver(dependant, route._embed_body_fields)
+    if solve is None:
+        return None
+    assert endpoint is not None
+    call: Callable[..., Awaitable[Any]] = endpoint
+    strict = route.strict_content_type
+    strict_content_type = strict.value if isinstance(strict, DefaultPlaceholder) else strict
+    context = _extract_endpoint_context(endpoint)
+    context["path"] = f"{','.join(sorted(route.methods or ()))} {route.path}"
+    needs_response = _needs_response(dependant)
+    status_code = route.status_code
+    response_field = route.response_field
+
+    async def handle(request: Request) -> Response:
+        body: Any = Undefined
+        if body_field is not None:
+            body = await _json_body(request, strict_content_type, context)
+        response: Response | None = None
+        if needs_response:
+            response = Response()
+            del response.headers["content-length"]
+            response.status_code = None  # type: ignore[assignment]
+        errors: list[Any] = []
+        values = await solve(request, response, {}, errors, body)
+        if errors:
+            raise RequestValidationError(
+                errors, body=None if body is Undefined else body, endpoint_ctx=context
+            )
+        raw = await call(**values)
+        if isinstance(raw, Response):
+            return raw
+        arguments: dict[str, Any] = {"background": None}
+        current = status_code or (response.status_code if response is not None else None)
+        if current is not None:
+            arguments["status_code"] = current
+        if response is not None and response.status_code:
+            arguments["status_code"] = response.status_code
+        content = await serialize_response(
+            field=response_field,
+            response_content=raw,
+            is_coroutine=True,
+            endpoint_ctx=context,
+            dump_json=dump_json,
+            include=route.response_model_include,
+            exclude=route.response_model_exclude,
+            by_alias=route.response_model_by_alias,
+            exclude_unset=route.response_model_exclude_unset,
+            exclude_defaults=route.response_model_exclude_defaults,
+            exclude_none=route.response_model_exclude_none,
+        )
+        if dump_json:
+            answer = Response(content=content, media_type="application/json", **arguments)
+        else:
+            answer = actual_class(content, **arguments)
+        if not is_body_allowed_for_status_code(answer.status_code):
+            answer.body = b""
+        if response is not None:
+            answer.headers.raw.extend(response.headers.raw)
+        return answer
+
+    return handle
+
+
+async def _json_body(request: Request, strict_content_type: bool, context: Any) -> Any:
+    """The request's body as FastAPI's handler reads it for a JSON body parameter."""
+    try:
+        body_bytes = await request.body()
+        if not body_bytes:
+            return Undefined
+        content_type = request.headers.get("content-type")
+        if not content_type:
+            return body_bytes if strict_content_type else await request.json()
+        message = email.message.Message()
+        message["content-type"] = content_type
+        if message.get_content_maintype() == "application":
+            subtype = message.get_content_subtype()
+            if subtype == "json" or subtype.endswith("+json"):
+                return await request.json()
+        return body_bytes
+    except json.JSONDecodeError as e:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", e.pos),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": e.msg},
+                }
+            ],
+            body=e.doc,
+            endpoint_ctx=context,
+        ) from e
+    except HTTPException:
+        raise
+    except Exception as e:
+        if MAX_BODY_SIZE_SCOPE_KEY in request.scope and (error := get_body_limit_error(e)):
+            raise error from e
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from e
 
 
 async def _db(request: Request) -> Db:
