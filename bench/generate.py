@@ -36,7 +36,6 @@ from common import (
     SUPERUSER,
     TICKETDESK,
     Progress,
-    app_database_url,
     dsn,
     log,
 )
@@ -377,18 +376,18 @@ class Loader:
         await asyncio.gather(*(worker(conn) for conn in self.connections))
 
 
-async def recreate_database() -> None:
+async def recreate_database(database: str = BENCH_DB) -> None:
     conn = await asyncpg.connect(dsn(MAINTENANCE_DB))
     try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {BENCH_DB} TEMPLATE template0")
+        await conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {database} TEMPLATE template0")
     finally:
         await conn.close()
 
 
-def migrate() -> None:
+def migrate(database: str = BENCH_DB) -> None:
     # The bench directory has no .env, so only the variables given here configure the service.
-    env = {**os.environ, "DATABASE_URL": app_database_url()}
+    env = {**os.environ, "DATABASE_URL": dsn(database)}
     subprocess.run(
         [str(TICKETDESK), "migrate"], env=env, cwd=BENCH_DIR, check=True, stdout=sys.stderr
     )

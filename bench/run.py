@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --skip-generate --only ticket_read,login --duration 5
     .venv/bin/python bench/run.py --compare-url http://127.0.0.1:8300 --compare-name go \
         --compare-pid 1234 --compare-staff-token KEY      # side by side with another service
+    .venv/bin/python bench/run.py --peer django-helpdesk --duration 10    # beside django-helpdesk
 
 See bench/README.md for what each figure means.
 """
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import django_helpdesk
 import pgbench_ceiling
 from capture_sql import capture_and_restore, compare_scripts
 from common import PGBENCH_DIR, REPO_DIR, RESULTS_DIR, log
@@ -88,7 +90,28 @@ def parse_args() -> argparse.Namespace:
     add("--compare-staff-token", help="its key for registering staff (Authorization: Bearer)")
     add("--compare-probe", default="/time", help="a cheap path to wait on between runs (/time)")
     add("--compare-reset", help="a shell command that empties its database first (optional)")
+    peer = parser.add_argument_group(
+        "beside another help desk, on equivalent pages (only the load runs, ABBA rounds, "
+        "ports 8206 and 8207; see bench/README.md)"
+    )
+    add = peer.add_argument
+    add("--peer", choices=[django_helpdesk.NAME], help="the other help desk")
+    add(
+        "--peer-dir",
+        type=Path,
+        default=django_helpdesk.DEFAULT_DIR,
+        help=f"its virtual environment and project (default {django_helpdesk.DEFAULT_DIR})",
+    )
+    add("--peer-clean", action="store_true", help="remove --peer-dir at the end")
+    add("--peer-worker-class", default="sync", help="its gunicorn worker class (default sync)")
     args = parser.parse_args()
+    if args.peer:
+        if args.compare_url or args.scale_curve or args.scale_only:
+            parser.error("--peer does not combine with --compare-url or the scale curve")
+        if args.only:
+            unknown = set(args.only.split(",")) - set(django_helpdesk.SCENARIO_NAMES)
+            if unknown:
+                parser.error(f"--peer runs {', '.join(django_helpdesk.SCENARIO_NAMES)}")
     if args.compare_url:
         if not args.compare_staff_token:
             parser.error("--compare-url needs --compare-staff-token")
@@ -97,7 +120,7 @@ def parse_args() -> argparse.Namespace:
         if args.scale_curve or args.scale_only:
             parser.error("--compare-url does not combine with the scale curve")
     if args.repeat is None:
-        args.repeat = 3 if args.compare_url else 1
+        args.repeat = 3 if args.compare_url or args.peer else 1
     return args
 
 
@@ -263,10 +286,25 @@ def compare_phase(args: argparse.Namespace) -> dict[str, Any]:
     return compare(other, select_compared(args.only), plan_of(args), server_config(args))
 
 
+def peer_phase(args: argparse.Namespace) -> dict[str, Any]:
+    peer = django_helpdesk.Peer(args.peer_dir)
+    only = args.only.split(",") if args.only else None
+    with django_helpdesk.removed_afterwards(peer, args.peer_clean):
+        return django_helpdesk.compare(
+            peer, plan_of(args), args.workers, args.pool_size, only, args.peer_worker_class
+        )
+
+
 def main() -> None:
     args = parse_args()
     started = datetime.now(UTC)
     results: dict[str, Any] = {"started": started.isoformat(), "environment": environment(args)}
+    if args.peer:
+        results["peer"] = peer_phase(args)
+        results["finished"] = datetime.now(UTC).isoformat()
+        print(f"\n== ticketdesk beside {args.peer}\n{django_helpdesk.markdown(results['peer'])}")
+        print(f"\nresults: {save(results, started)}")
+        return
     if args.compare_url:
         results["compare"] = compare_phase(args)
         results["finished"] = datetime.now(UTC).isoformat()
