@@ -41,10 +41,18 @@ def _configure_logging(devnull: Any, level: str) -> None:
 
 
 async def _measure(
-    url: URL, requests: int, rounds: int, path: str | None, ticket_count: int = 1
+    url: URL,
+    requests: int,
+    rounds: int,
+    path: str | None,
+    ticket_count: int = 1,
+    body: str | None = None,
 ) -> list[float]:
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=url.render_as_string(hide_password=False), jwt_key="k" * 48
+        _env_file=None,
+        database_url=url.render_as_string(hide_password=False),
+        jwt_key="k" * 48,
+        rate_limits=False,  # as in the load runs of `make bench`
     )
     app = create_app(settings)
     engine = create_async_engine(url)
@@ -78,7 +86,7 @@ async def _measure(
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
-            "method": "GET",
+            "method": "POST" if body is not None else "GET",
             "scheme": "http",
             "path": path,
             "raw_path": path.encode(),
@@ -89,14 +97,17 @@ async def _measure(
                 (b"user-agent", b"curl/8.0"),
                 (b"accept", b"*/*"),
                 (b"authorization", f"Bearer {token}".encode()),
+                *([(b"content-type", b"application/json")] if body is not None else []),
             ],
             "client": ("127.0.0.1", 50000),
             "server": ("127.0.0.1", 8089),
         }
         statuses: list[int] = []
 
+        content = (body or "").encode()
+
         async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": content, "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -109,7 +120,7 @@ async def _measure(
             for _ in range(requests):
                 await app(dict(scope, state={}), receive, send)
             elapsed = time.process_time() - start
-            assert statuses == [200] * requests, set(statuses)
+            assert statuses == [201 if body is not None else 200] * requests, set(statuses)
             if round_number:  # the first round warms up
                 per_request.append(elapsed / requests * 1e6)
         return per_request
@@ -125,6 +136,7 @@ def main() -> None:
     parser.add_argument(
         "--tickets", type=int, default=1, help="the user's tickets (default 1; 20 for a list)"
     )
+    parser.add_argument("--body", help="a JSON body to POST to the path instead of a GET")
     parser.add_argument("--database-url", help="a PostgreSQL database (default: SQLite)")
     parser.add_argument(
         "--log-level", default="warning", help="LOG_LEVEL (default: warning, as `make bench`)"
@@ -135,10 +147,11 @@ def main() -> None:
         migrate.upgrade(url)
         _configure_logging(devnull, args.log_level)
         per_request = asyncio.run(
-            _measure(url, args.requests, args.rounds, args.path, args.tickets)
+            _measure(url, args.requests, args.rounds, args.path, args.tickets, args.body)
         )
     print(
-        f"GET {args.path or '/tickets/{id}'}: median {statistics.median(per_request):.1f} µs CPU, "
+        f"{'POST' if args.body else 'GET'} {args.path or '/tickets/{id}'}: "
+        f"median {statistics.median(per_request):.1f} µs CPU, "
         f"min {min(per_request):.1f} µs, over {args.rounds} rounds of {args.requests}"
     )
 

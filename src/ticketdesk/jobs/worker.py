@@ -39,6 +39,11 @@ OUTAGE_PAUSE_S = 2.0
 DEADLINE_GRACE_S = 1.0
 LEASE_MARGIN_S = 2.0
 """An outcome is tried until this long before the attempt's lease ends, not later."""
+PASS_EVERY_S = 0.05
+"""Passes start at most this often. Each write wakes the worker; under a stream of writes a
+pass then takes the events of many writes at once, instead of a pass (and its queries) for
+each. A mail or webhook waits this much longer at most; an idle worker answers a wake at
+once."""
 UNAVAILABLE = (DatabaseUnavailable, StatementTimeout, ServiceBusy)
 """A kind's own deadline (its call's) comes first; the worker's, this much later, bounds the
 rest of an attempt too (its reads of the database)."""
@@ -121,8 +126,10 @@ class Worker:
 
     async def run(self) -> None:
         """Dispatch and run jobs until cancelled; the jobs in hand are let finish first."""
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                started = loop.time()
                 try:
                     busy = await self.step()
                 except Exception:
@@ -134,6 +141,9 @@ class Worker:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self._settings.job_poll_seconds):
                             await self._wake.wait()
+                rest = started + PASS_EVERY_S - loop.time()
+                if rest > 0:
+                    await asyncio.sleep(rest)
         finally:
             await self.drain()
             if self._closing is not None:

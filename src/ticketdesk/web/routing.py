@@ -17,14 +17,21 @@ import email.message
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Coroutine
+from copy import deepcopy
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi._body_limit import get_body_limit_error, wrap_app_with_body_limit
-from fastapi._compat import Undefined
+from fastapi._compat import ModelField, Undefined, field_annotation_is_sequence
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
+from fastapi.dependencies.utils import (
+    _get_param_aliases,
+    _get_param_model,
+    _is_json_field,
+    request_body_to_args,
+    request_params_to_args,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Form
 from fastapi.routing import APIRoute, _extract_endpoint_context, serialize_response
@@ -126,7 +133,7 @@ def _solver(dependant: Dependant, embed_body_fields: bool) -> Solver | None:
             return None
         steps.append((sub.name, call, inner, sub.use_cache, is_async))
     sources = [
-        (fields, read)
+        (fields, read, _scalar_reader(fields))
         for fields, read in (
             (dependant.path_params, _path_params),
             (dependant.query_params, _query_params),
@@ -162,10 +169,13 @@ def _solver(dependant: Dependant, embed_body_fields: bool) -> Solver | None:
             if name is not None:
                 values[name] = solved
             cache.setdefault(call, solved)
-        for fields, read in sources:
-            found, wrong = request_params_to_args(fields, read(request))
+        for fields, read, scalars in sources:
+            source = read(request)
+            found = scalars(source) if scalars is not None else None
+            if found is None:
+                found, wrong = request_params_to_args(fields, source)
+                errors += wrong
             values.update(found)
-            errors += wrong
         if body_params:
             found, wrong = await request_body_to_args(
                 body_fields=body_params, received_body=body, embed_body_fields=embed_body_fields
@@ -181,6 +191,49 @@ def _solver(dependant: Dependant, embed_body_fields: bool) -> Solver | None:
         return values
 
     return solve
+
+
+ScalarReader = Callable[[Any], Values | None]
+
+
+def _scalar_reader(fields: list[ModelField]) -> ScalarReader | None:
+    """A shorter way to FastAPI's values for parameters that are each one plain value (a
+    path id, a header): the same keys, defaults and validation, with the decisions made
+    once. It gives up (None) on anything else, and on any error, so that FastAPI's own
+    reading gives the error; reading has no side effects, so reading twice is harmless."""
+    plan = []
+    for field in fields:
+        if (
+            _get_param_model(field) is not None
+            or _is_json_field(field)
+            or field_annotation_is_sequence(field.field_info.annotation)
+        ):
+            return None
+        keys = tuple(key for _, key in _get_param_aliases(field))
+        info = field.field_info
+        default = None if info.is_required() or info.validate_default else (field.default,)
+        where = info.in_.value  # type: ignore[attr-defined]
+        plan.append((field, field.name, keys, default, where))
+
+    def read(source: Any) -> Values | None:
+        values: Values = {}
+        for field, name, keys, default, where in plan:
+            for key in keys:
+                value = source.get(key)
+                if value is not None:
+                    break
+            else:
+                if default is None:
+                    return None
+                values[name] = deepcopy(default[0])
+                continue
+            found, wrong = field.validate(value, values, loc=(where, key))
+            if wrong:
+                return None
+            values[name] = found
+        return values
+
+    return read
 
 
 def _path_params(request: Request) -> Any:
@@ -297,6 +350,8 @@ async def _json_body(request: Request, strict_content_type: bool, context: Any) 
         if not body_bytes:
             return Undefined
         content_type = request.headers.get("content-type")
+        if content_type == "application/json":  # what the request edge makes of every body
+            return await request.json()
         if not content_type:
             return body_bytes if strict_content_type else await request.json()
         message = email.message.Message()
