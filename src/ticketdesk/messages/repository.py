@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db, Statement
+from ticketdesk.db.turns import Turns
 from ticketdesk.events import kinds
 from ticketdesk.events import repository as events
 from ticketdesk.events.repository import GUARD, INSERT_COLUMNS
@@ -135,6 +136,8 @@ def _post_message_postgres(message_type: policy.MessageType) -> Statement:
 
 
 _POST_MESSAGE_POSTGRES = {kind: _post_message_postgres(kind) for kind in policy.POSTED_TYPES}
+_TICKET_WRITES = Turns()
+"""The messages posted to one ticket from this process reach PostgreSQL one at a time."""
 _ANSWERED = Statement(
     update(tickets)
     .where(tickets.c.id == bindparam("ticket_id"))
@@ -164,7 +167,8 @@ async def post_message(
     message_type = policy.message_type(is_agent=viewer.is_agent, internal=internal)
     params = {"ticket_id": ticket_id, "viewer_id": viewer.id, "text": text, "now": now}
     if db.dialect == "postgresql":
-        row = await db.first(_POST_MESSAGE_POSTGRES[message_type], params)
+        async with _TICKET_WRITES.turn(ticket_id):
+            row = await db.first(_POST_MESSAGE_POSTGRES[message_type], params)
         if row is None:
             return None
         status, *message = row

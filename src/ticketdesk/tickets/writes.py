@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, insert, select, text, update
 
 from ticketdesk import sla
 from ticketdesk.db import Db, Statement, constants
+from ticketdesk.db.turns import Turns
 from ticketdesk.events import kinds
 from ticketdesk.events import repository as events
 from ticketdesk.events.repository import GUARD, INSERT_COLUMNS
@@ -56,6 +57,9 @@ _CREATE_TICKET_POSTGRES = Statement(
     ),
     atomic=True,
 )
+_AUTHOR_WRITES = Turns()
+"""The tickets one customer opens from this process reach PostgreSQL one at a time (each
+raises the count on their row)."""
 _INSERT_TICKET = Statement(
     insert(tickets)
     .values(
@@ -94,7 +98,8 @@ async def create_ticket(
     """The ticket, its first message (a request), the author's ticket count and the event."""
     params = {"author_id": author_id, "topic": topic, "text": text, "now": now, **due._asdict()}
     if db.dialect == "postgresql":
-        return int(await db.scalar(_CREATE_TICKET_POSTGRES, params))
+        async with _AUTHOR_WRITES.turn(author_id):
+            return int(await db.scalar(_CREATE_TICKET_POSTGRES, params))
     ticket_id = int(await db.scalar(_INSERT_TICKET, params))
     message_id = await db.scalar(_FIRST_MESSAGE, {**params, "ticket_id": ticket_id})
     await db.execute(_COUNT_AUTHORED, params)
