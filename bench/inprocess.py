@@ -47,7 +47,9 @@ async def _measure(
     path: str | None,
     ticket_count: int = 1,
     body: str | None = None,
+    clients: int = 1,
 ) -> list[float]:
+    requests -= requests % clients
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
         database_url=url.render_as_string(hide_password=False),
@@ -117,8 +119,12 @@ async def _measure(
         for round_number in range(rounds + 1):
             statuses.clear()
             start = time.process_time()
-            for _ in range(requests):
-                await app(dict(scope, state={}), receive, send)
+
+            async def one_client(count: int) -> None:
+                for _ in range(count):
+                    await app(dict(scope, state={}), receive, send)
+
+            await asyncio.gather(*(one_client(requests // clients) for _ in range(clients)))
             elapsed = time.process_time() - start
             assert statuses == [201 if body is not None else 200] * requests, set(statuses)
             if round_number:  # the first round warms up
@@ -136,6 +142,9 @@ def main() -> None:
     parser.add_argument(
         "--tickets", type=int, default=1, help="the user's tickets (default 1; 20 for a list)"
     )
+    parser.add_argument(
+        "--clients", type=int, default=1, help="requests in flight at once (default 1)"
+    )
     parser.add_argument("--body", help="a JSON body to POST to the path instead of a GET")
     parser.add_argument("--database-url", help="a PostgreSQL database (default: SQLite)")
     parser.add_argument(
@@ -147,7 +156,9 @@ def main() -> None:
         migrate.upgrade(url)
         _configure_logging(devnull, args.log_level)
         per_request = asyncio.run(
-            _measure(url, args.requests, args.rounds, args.path, args.tickets, args.body)
+            _measure(
+                url, args.requests, args.rounds, args.path, args.tickets, args.body, args.clients
+            )
         )
     print(
         f"{'POST' if args.body else 'GET'} {args.path or '/tickets/{id}'}: "

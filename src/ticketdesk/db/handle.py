@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketdesk.db.failures import DRIVER_ERRORS, translate
 from ticketdesk.db.statements import Statement
+from ticketdesk.db.turns import Turns
 from ticketdesk.metrics import POOL_IN_USE
 
 if TYPE_CHECKING:
@@ -105,6 +106,21 @@ class Db:
         """Commit (or roll back) the transaction, if one is open, and give back the connection."""
         raise NotImplementedError
 
+    @contextlib.asynccontextmanager
+    async def turn(self, turns: Turns, key: Hashable) -> AsyncIterator[None]:
+        """Wait for `key`'s turn in `turns` (`db/turns.py`), holding the request's connection.
+
+        The connection comes first: were it taken inside the turn, requests waiting for
+        their turn while holding a connection (in a transaction begun earlier) could hold
+        them all, and the request whose turn it is would wait for the pool in vain.
+        """
+        await self._hold_connection()
+        async with turns.turn(key):
+            yield
+
+    async def _hold_connection(self) -> None:
+        """Take the request's connection now, where a backend takes one per request."""
+
     def _needs_transaction(self, statement: Statement) -> bool:
         if not statement.writes or self._in_transaction:
             return False
@@ -132,6 +148,12 @@ class PostgresDb(Db):
         if self._conn is None:
             self._conn = await self._database.acquire()
         return self._conn
+
+    async def _hold_connection(self) -> None:
+        try:
+            await self._connection()
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, self._database.secret) from exc
 
     async def _ready_for(self, statement: Statement | None) -> Any:
         """The request's connection, inside its transaction if the statement needs one

@@ -167,7 +167,7 @@ async def post_message(
     message_type = policy.message_type(is_agent=viewer.is_agent, internal=internal)
     params = {"ticket_id": ticket_id, "viewer_id": viewer.id, "text": text, "now": now}
     if db.dialect == "postgresql":
-        async with _TICKET_WRITES.turn(ticket_id):
+        async with db.turn(_TICKET_WRITES, ticket_id):
             row = await db.first(_POST_MESSAGE_POSTGRES[message_type], params)
         if row is None:
             return None

@@ -98,7 +98,7 @@ async def create_ticket(
     """The ticket, its first message (a request), the author's ticket count and the event."""
     params = {"author_id": author_id, "topic": topic, "text": text, "now": now, **due._asdict()}
     if db.dialect == "postgresql":
-        async with _AUTHOR_WRITES.turn(author_id):
+        async with db.turn(_AUTHOR_WRITES, author_id):
             return int(await db.scalar(_CREATE_TICKET_POSTGRES, params))
     ticket_id = int(await db.scalar(_INSERT_TICKET, params))
     message_id = await db.scalar(_FIRST_MESSAGE, {**params, "ticket_id": ticket_id})
