@@ -20,6 +20,7 @@ from ticketdesk.tickets.schemas import (
     TicketCreated,
     TicketOut,
     TicketQuery,
+    encode_list,
 )
 from ticketdesk.web.errors import responses
 from ticketdesk.web.idempotency import IdempotencyKey
@@ -27,6 +28,7 @@ from ticketdesk.web.pagination import PageParams, add_page_headers
 from ticketdesk.web.ratelimits import WritesLimited
 from ticketdesk.web.routing import DbHandle, Route
 
+JSON = "application/json"
 router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=Route)
 
 
@@ -68,15 +70,14 @@ def _assignee(value: str | None, viewer: Viewer) -> tuple[int | None, bool]:
     return (viewer.id if value == "me" else int(value)), False
 
 
-@router.get("", response_model_exclude_unset=True, responses=responses(400, 401, 403))
+@router.get("", response_model=list[TicketOut], responses=responses(400, 401, 403))
 async def list_tickets(
     filters: Annotated[TicketQuery, Query()],
     page: PageParams,
     user: CurrentUser,
     db: DbHandle,
     request: Request,
-    response: Response,
-) -> list[TicketOut]:
+) -> Response:
     """A customer's own tickets; for staff, every ticket with its author. Paginated by `Link`."""
     assignee_id, unassigned = _assignee(filters.assignee, user)
     criteria = service.TicketFilter(
@@ -94,8 +95,9 @@ async def list_tickets(
     result = await service.list_tickets(
         db, viewer=user, page=page, filters=criteria, sort=filters.sort
     )
-    add_page_headers(request, response, result)
-    return [_answer(row, user) for row in result.items]
+    listed = Response(encode_list(result.items, agent=user.is_agent, now=utcnow()), media_type=JSON)
+    add_page_headers(request, listed, result)
+    return listed
 
 
 @router.get("/{ticket_id}", response_model_exclude_unset=True, responses=responses(400, 401, 404))
