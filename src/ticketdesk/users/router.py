@@ -26,6 +26,7 @@ from ticketdesk.users.schemas import (
     UserListItem,
     UserOut,
     UserUpdate,
+    encode_list,
 )
 from ticketdesk.web.cookies import token_out
 from ticketdesk.web.errors import responses
@@ -78,14 +79,13 @@ async def _signed_in(request: Request) -> Viewer | None:
         return None
 
 
-@router.get("", responses=responses(400, 401, 403))
-async def list_users(
-    page: PageParams, user: StaffUser, db: DbHandle, request: Request, response: Response
-) -> list[UserListItem]:
+@router.get("", response_model=list[UserListItem], responses=responses(400, 401, 403))
+async def list_users(page: PageParams, user: StaffUser, db: DbHandle, request: Request) -> Response:
     """Users, most tickets first (staff only). Paginated by `Link`."""
     result = await service.list_users(db, page=page)
-    add_page_headers(request, response, result)
-    return [UserListItem.model_validate(row, from_attributes=True) for row in result.items]
+    listed = Response(encode_list(result.items), media_type="application/json")
+    add_page_headers(request, listed, result)
+    return listed
 
 
 @router.get("/me", responses=responses(401))
