@@ -78,7 +78,7 @@ from compare import login as ticketdesk_login
 from generate import migrate, recreate_database
 from loadgen import Load, WrkResult
 from measure import Plan, describe, summarize
-from server import Server, ServerConfig, descendants, process_memory, settle
+from server import Server, ServerConfig, descendants, process_memory, settle, start_logged
 
 NAME = "django-helpdesk"
 PACKAGES = (
@@ -277,17 +277,9 @@ class Gunicorn:
             f"--worker-class={self.worker_class}",
             "--log-level=warning",
         ]
-        with self.log_path.open("ab") as log_file:
-            log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {command}\n".encode())
-            log_file.flush()
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.peer.project,
-                env=self.peer.environment(),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = start_logged(
+            command, self.peer.project, self.peer.environment(), self.log_path
+        )
         try:
             self._wait_ready()
         except BaseException:

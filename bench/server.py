@@ -44,6 +44,24 @@ def _environment(config: ServerConfig) -> dict[str, str]:
     return env
 
 
+def start_logged(
+    command: list[str], cwd: Path, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """`command` in a process group of its own, its output appended to `log_path` under a
+    line saying when and what started."""
+    with log_path.open("ab") as log_file:
+        log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {command}\n".encode())
+        log_file.flush()
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 class Server:
     """`ticketdesk serve` in its own process group; a context manager that always stops it."""
 
@@ -81,18 +99,8 @@ class Server:
             str(self.config.workers),
             "--no-migrate",
         ]
-        with self.log_path.open("ab") as log_file:
-            log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {command}\n".encode())
-            log_file.flush()
-            # The bench directory has no .env: only the variables given here apply.
-            self.process = subprocess.Popen(
-                command,
-                cwd=BENCH_DIR,
-                env=_environment(self.config),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        # The bench directory has no .env: only the variables given here apply.
+        self.process = start_logged(command, BENCH_DIR, _environment(self.config), self.log_path)
         self._wait_ready()
         log(f"server up on port {self.config.port} with {self.config.workers} worker(s)")
 

@@ -57,8 +57,10 @@ class Route(APIRoute):
     failing commit raises, and the error handlers answer it (503 for an outage).
     """
 
+    compiled: Handler | None
+    """The endpoint's compiled handler, worked out once; None: FastAPI's runs it."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.compiled: Handler | None = None
         super().__init__(*args, **kwargs)
         if self.compiled is not None:
             # FastAPI's own wrapper sets up per-request exit stacks that only its handler
@@ -67,7 +69,8 @@ class Route(APIRoute):
             self.app = _asgi(self.get_route_handler(), getattr(self, "max_body_size", None))
 
     def get_route_handler(self) -> Handler:
-        self.compiled = compiled_handler(self)
+        if not hasattr(self, "compiled"):  # asked again for a subclass's wrapped handler
+            self.compiled = compiled_handler(self)
         handle = self.compiled or super().get_route_handler()
 
         async def handle_then_finish(request: Request) -> Response:
