@@ -15,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketdesk.db.batches import Batches, Item, Result, Run
 from ticketdesk.db.failures import DRIVER_ERRORS, translate
 from ticketdesk.db.statements import Statement
-from ticketdesk.db.turns import Turns
 from ticketdesk.metrics import POOL_IN_USE
 
 if TYPE_CHECKING:
@@ -106,17 +106,21 @@ class Db:
         """Commit (or roll back) the transaction, if one is open, and give back the connection."""
         raise NotImplementedError
 
-    @contextlib.asynccontextmanager
-    async def turn(self, turns: Turns, key: Hashable) -> AsyncIterator[None]:
-        """Wait for `key`'s turn in `turns` (`db/turns.py`), holding the request's connection.
+    async def batch(
+        self, batches: Batches[Item, Result], key: Hashable, item: Item, run: Run[Item, Result]
+    ) -> Result:
+        """`item`'s result, its write run in a batch of `key`'s (`db/batches.py`).
 
-        The connection comes first: were it taken inside the turn, requests waiting for
-        their turn while holding a connection (in a transaction begun earlier) could hold
-        them all, and the request whose turn it is would wait for the pool in vain.
+        The request's connection comes first: were it taken when the batch runs, requests
+        waiting for their batch while holding a connection (from an earlier read) could
+        hold them all, and the request that runs the batch would wait for the pool in vain.
+        A request inside a transaction runs its write alone: a batch would commit with it,
+        or roll back with it.
         """
+        if self._in_transaction:
+            return (await run(item, [item]))[0]
         await self._hold_connection()
-        async with turns.turn(key):
-            yield
+        return await batches.submit(key, item, run)
 
     async def _hold_connection(self) -> None:
         """Take the request's connection now, where a backend takes one per request."""

@@ -10,6 +10,7 @@ the same steps as several statements in one transaction. Both take the rules fro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -30,7 +31,7 @@ from sqlalchemy import (
 
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db, Statement
-from ticketdesk.db.turns import Turns
+from ticketdesk.db.batches import Batches
 from ticketdesk.events import kinds
 from ticketdesk.events import repository as events
 from ticketdesk.events.repository import GUARD, INSERT_COLUMNS
@@ -72,37 +73,53 @@ _INSERT_MESSAGE = Statement(
 )
 
 
-def _post_message_postgres(message_type: policy.MessageType) -> Statement:
-    """Lock, rule check, insert, the ticket's update and the events, in one statement.
+class PostedMessage(NamedTuple):
+    """The ticket's status before the message, and the message, if the rules let it in."""
 
-    The ticket row comes back with the message, or alone when the rules kept the message
-    out (`policy.accepts_messages_sql`), so the service can say why. A customer's request
-    reopens a resolved ticket (`policy.reopen_sql`); an agent's response may be the
-    ticket's first; a note changes nothing a customer could see, not even `updated_at`.
+    status: policy.Status
+    message: MessageRow | None
+
+
+def _post_messages_postgres(message_type: policy.MessageType) -> Statement:
+    """Lock, rule check, the inserts, the ticket's update and the events, in one statement.
+
+    The messages are one author's, of one type, on one ticket (`texts` and `nows` in the
+    order they were posted; one of each for a single message). The rules are checked once,
+    on the ticket's status before them; a customer's first request reopens a resolved
+    ticket, and later ones find it open. The ticket row comes back with each message, or
+    alone when the rules kept the messages out (`policy.accepts_messages_sql`), so the
+    service can say why. An agent's response may be the ticket's first; a note changes
+    nothing a customer could see, not even `updated_at`.
     """
     is_agent = message_type != policy.message_type(is_agent=False)
     scope = "" if is_agent else "AND author_id = :viewer_id"
-    text_added = "CAST(:text AS TEXT)"
+    # Each message's text within the bound it would have alone, joined (`tsvector ||` puts
+    # the second after the first, as the words of the joined text are).
+    text_added = (
+        f"(SELECT string_agg({search.bound('posted.text')}, ' ' ORDER BY posted.n) FROM posted)"  # noqa: S608
+    )
     if message_type == policy.NOTE:
-        changes = search.extend("search_notes", text_added)
+        changes = search.extend("search_notes", text_added, bounded=True)
         rows = [(kinds.NOTE.sql(message_id="message.id"), "true")]
     else:
         if is_agent:
-            changes = "first_response_at = COALESCE(first_response_at, CAST(:now AS TIMESTAMPTZ))"
+            first = "(SELECT min(now) FROM posted)"
+            changes = f"first_response_at = COALESCE(first_response_at, {first})"
         else:
             changes = f"status = {policy.reopen_sql('status')}"
-        changes += ", updated_at = CAST(:now AS TIMESTAMPTZ), "
-        changes += search.extend("search_public", text_added)
+        changes += ", updated_at = (SELECT max(now) FROM posted), "
+        changes += search.extend("search_public", text_added, bounded=True)
         reopened = kinds.STATUS.sql(
             before={"status": "ticket.status"}, status=policy.reopen_sql("ticket.status")
         )
         reopens = "false" if is_agent else policy.reopens_sql("ticket.status")
         rows = [
             (kinds.MESSAGE.sql(message_id="message.id", type="message.type"), "true"),
-            (reopened, reopens),
+            (reopened, f"{reopens} AND message.id = (SELECT min(id) FROM message)"),  # noqa: S608
         ]
     events_sql = " UNION ALL ".join(
-        f"SELECT {row[1:-1]} WHERE {condition}" for row, condition in rows
+        f"SELECT {row[1:-1]}, {order} WHERE {condition}"
+        for order, (row, condition) in enumerate(rows)
     )
     return Statement(
         None,
@@ -110,34 +127,73 @@ def _post_message_postgres(message_type: policy.MessageType) -> Statement:
             f"""
             WITH ticket AS (
                 SELECT id, status FROM tickets WHERE id = :ticket_id {scope} FOR UPDATE
+            ), posted AS (
+                SELECT * FROM unnest(CAST(:texts AS TEXT[]), CAST(:nows AS TIMESTAMPTZ[]))
+                    WITH ORDINALITY AS p(text, now, n)
             ), message AS (
                 INSERT INTO messages (ticket_id, author_id, type, text, created_at)
-                SELECT id, CAST(:viewer_id AS BIGINT), '{message_type}',
-                       CAST(:text AS TEXT), CAST(:now AS TIMESTAMPTZ)
-                FROM ticket WHERE {policy.accepts_messages_sql("status")}
+                SELECT ticket.id, CAST(:viewer_id AS BIGINT), '{message_type}',
+                       posted.text, posted.now
+                FROM ticket, posted WHERE {policy.accepts_messages_sql("ticket.status")}
+                ORDER BY posted.n
                 RETURNING id, created_at, type, text, attachment_count, author_id
             ), touched AS (
                 UPDATE tickets SET {changes}
                 WHERE id = (SELECT id FROM ticket) AND EXISTS (SELECT FROM message)
             ), event AS (
                 {INSERT_COLUMNS}
-                SELECT ticket.id, CAST(:now AS TIMESTAMPTZ), CAST(:viewer_id AS BIGINT),
+                SELECT ticket.id, message.created_at, CAST(:viewer_id AS BIGINT),
                        e.kind, e.before, e.after
                 FROM ticket, message, {GUARD},
-                     LATERAL ({events_sql}) AS e(kind, before, after)
+                     LATERAL ({events_sql}) AS e(kind, before, after, n)
+                ORDER BY message.id, e.n
             )
             SELECT ticket.status, message.id, message.created_at, message.type, message.text,
                    message.attachment_count, message.author_id
             FROM ticket LEFT JOIN message ON true
+            ORDER BY message.id
             """  # noqa: S608 - only our own constants are formatted in
         ),
         atomic=True,
     )
 
 
-_POST_MESSAGE_POSTGRES = {kind: _post_message_postgres(kind) for kind in policy.POSTED_TYPES}
-_TICKET_WRITES = Turns()
-"""The messages posted to one ticket from this process reach PostgreSQL one at a time."""
+_POST_MESSAGES_POSTGRES = {kind: _post_messages_postgres(kind) for kind in policy.POSTED_TYPES}
+
+
+class _Post(NamedTuple):
+    db: Db
+    text: str
+    now: datetime
+
+
+_POSTS: Batches[_Post, PostedMessage | None] = Batches()
+"""The messages posted from this process to one ticket, by one author, of one type, while
+another such post runs, go to PostgreSQL together (`db/batches.py`)."""
+
+
+async def _post_messages(
+    ticket_id: int,
+    viewer: Viewer,
+    message_type: policy.MessageType,
+    leader: _Post,
+    posts: Sequence[_Post],
+) -> list[PostedMessage | None]:
+    params = {
+        "ticket_id": ticket_id,
+        "viewer_id": viewer.id,
+        "texts": [post.text for post in posts],
+        "nows": [post.now for post in posts],
+    }
+    rows = await leader.db.all(_POST_MESSAGES_POSTGRES[message_type], params)
+    if not rows:
+        return [None] * len(posts)
+    if rows[0][1] is None:  # the rules kept them out
+        return [PostedMessage(rows[0][0], None)] * len(posts)
+    assert len(rows) == len(posts), (len(rows), len(posts))
+    return [PostedMessage(status, MessageRow(*message)) for status, *message in rows]
+
+
 _ANSWERED = Statement(
     update(tickets)
     .where(tickets.c.id == bindparam("ticket_id"))
@@ -153,13 +209,6 @@ _SET_STATUS = Statement(
 )
 
 
-class PostedMessage(NamedTuple):
-    """The ticket's status before the message, and the message, if the rules let it in."""
-
-    status: policy.Status
-    message: MessageRow | None
-
-
 async def post_message(
     db: Db, viewer: Viewer, ticket_id: int, text: str, now: datetime, *, internal: bool = False
 ) -> PostedMessage | None:
@@ -167,12 +216,12 @@ async def post_message(
     message_type = policy.message_type(is_agent=viewer.is_agent, internal=internal)
     params = {"ticket_id": ticket_id, "viewer_id": viewer.id, "text": text, "now": now}
     if db.dialect == "postgresql":
-        async with db.turn(_TICKET_WRITES, ticket_id):
-            row = await db.first(_POST_MESSAGE_POSTGRES[message_type], params)
-        if row is None:
-            return None
-        status, *message = row
-        return PostedMessage(status, MessageRow(*message) if message[0] is not None else None)
+
+        async def run(leader: _Post, posts: Sequence[_Post]) -> list[PostedMessage | None]:
+            return await _post_messages(ticket_id, viewer, message_type, leader, posts)
+
+        key = (ticket_id, viewer.id, message_type)
+        return await db.batch(_POSTS, key, _Post(db, text, now), run)
     ticket = await lock_ticket(db, viewer, ticket_id)
     if ticket is None:
         return None

@@ -63,9 +63,19 @@ def matches(viewer_is_agent: bool, dialect: str) -> ColumnElement[bool]:
     return tickets.c.id.in_(found.scalar_subquery())
 
 
-def extend(column: str, value: str) -> str:
-    """SQL that adds the text `value` (an SQL expression) to a tsvector column, within bounds."""
-    addition = f"to_tsvector('{CONFIG}', left({value}, {INDEXED_CHARACTERS}))"
+def bound(value: str) -> str:
+    """The part of a text (an SQL expression) that search indexes."""
+    return f"left({value}, {INDEXED_CHARACTERS})"
+
+
+def extend(column: str, value: str, *, bounded: bool = False) -> str:
+    """SQL that adds the text `value` (an SQL expression) to a tsvector column, within bounds.
+
+    `bounded`: `value` is already cut to INDEXED_CHARACTERS per text (`bound`).
+    """
+    if not bounded:
+        value = bound(value)
+    addition = f"to_tsvector('{CONFIG}', {value})"
     return (
         f"{column} = CASE WHEN length({column}) < {MAX_LEXEMES} "
         f"THEN {column} || {addition} ELSE {column} END"

@@ -8,13 +8,15 @@ differential test (`tests/differential/`) holds what they leave equal, field by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, insert, select, text, update
 
 from ticketdesk import sla
 from ticketdesk.db import Db, Statement, constants
-from ticketdesk.db.turns import Turns
+from ticketdesk.db.batches import Batches
 from ticketdesk.events import kinds
 from ticketdesk.events import repository as events
 from ticketdesk.events.repository import GUARD, INSERT_COLUMNS
@@ -23,43 +25,78 @@ from ticketdesk.tickets import policy, search
 
 _REQUEST = policy.message_type(is_agent=False)
 _CREATED = kinds.CREATED.sql(
-    topic="CAST(:topic AS TEXT)", status=f"'{policy.INITIAL_STATUS}'", message_id="message.id"
+    topic="ticket.topic", status=f"'{policy.INITIAL_STATUS}'", message_id="message.id"
 )
-_CREATE_TICKET_POSTGRES = Statement(
+_CREATE_TICKETS_POSTGRES = Statement(
     None,
     postgres=text(
         f"""
-        WITH ticket AS (
-            INSERT INTO tickets (author_id, topic, status, priority, created_at, updated_at,
+        WITH opened AS MATERIALIZED (
+            SELECT nextval('tickets_id_seq') AS id, p.*
+            FROM unnest(CAST(:topics AS TEXT[]), CAST(:texts AS TEXT[]),
+                        CAST(:nows AS TIMESTAMPTZ[]), CAST(:first_dues AS TIMESTAMPTZ[]),
+                        CAST(:resolution_dues AS TIMESTAMPTZ[]))
+                WITH ORDINALITY AS p(topic, text, now, first_due, resolution_due, n)
+            ORDER BY p.n
+        ), ticket AS (
+            INSERT INTO tickets (id, author_id, topic, status, priority, created_at, updated_at,
                                  first_response_due_at, resolution_due_at, search_public)
-            VALUES (:author_id, :topic, '{policy.INITIAL_STATUS}', {policy.DEFAULT_PRIORITY},
-                    :now, :now, :first_response_due_at, :resolution_due_at,
-                    to_tsvector('{search.CONFIG}', CAST(:topic AS VARCHAR))
-                    || to_tsvector('{search.CONFIG}',
-                                   left(CAST(:text AS TEXT), {search.INDEXED_CHARACTERS})))
-            RETURNING id
+            SELECT id, :author_id, topic, '{policy.INITIAL_STATUS}', {policy.DEFAULT_PRIORITY},
+                   now, now, first_due, resolution_due,
+                   to_tsvector('{search.CONFIG}', topic)
+                   || to_tsvector('{search.CONFIG}', {search.bound("text")})
+            FROM opened ORDER BY n
+            RETURNING id, topic, created_at
         ), message AS (
             INSERT INTO messages (ticket_id, author_id, type, text, created_at)
-            SELECT id, CAST(:author_id AS BIGINT), '{_REQUEST}',
-                   CAST(:text AS TEXT), CAST(:now AS TIMESTAMPTZ)
-            FROM ticket
-            RETURNING id
+            SELECT id, CAST(:author_id AS BIGINT), '{_REQUEST}', text, now
+            FROM opened ORDER BY n
+            RETURNING id, ticket_id
         ), author AS (
-            UPDATE users SET tickets_count = tickets_count + 1 WHERE id = :author_id
+            UPDATE users SET tickets_count = tickets_count + (SELECT count(*) FROM opened)
+            WHERE id = :author_id
         ), event AS (
             {INSERT_COLUMNS}
-            SELECT ticket.id, CAST(:now AS TIMESTAMPTZ), CAST(:author_id AS BIGINT),
+            SELECT ticket.id, ticket.created_at, CAST(:author_id AS BIGINT),
                    e.kind, e.before, e.after
-            FROM ticket, message, {GUARD}, LATERAL (VALUES {_CREATED}) AS e(kind, before, after)
+            FROM ticket JOIN message ON message.ticket_id = ticket.id, {GUARD},
+                 LATERAL (VALUES {_CREATED}) AS e(kind, before, after)
+            ORDER BY ticket.id
         )
-        SELECT id FROM ticket
+        SELECT id FROM opened ORDER BY n
         """  # noqa: S608 - only our own constants are formatted in
     ),
     atomic=True,
 )
-_AUTHOR_WRITES = Turns()
-"""The tickets one customer opens from this process reach PostgreSQL one at a time (each
-raises the count on their row)."""
+
+
+class _Opening(NamedTuple):
+    db: Db
+    topic: str
+    text: str
+    now: datetime
+    due: sla.DueTimes
+
+
+_OPENINGS: Batches[_Opening, int] = Batches()
+"""The tickets one customer opens from this process while another of theirs is being
+opened go to PostgreSQL together (`db/batches.py`): each raises the count on their row."""
+
+
+async def _open_tickets(
+    author_id: int, leader: _Opening, openings: Sequence[_Opening]
+) -> list[int]:
+    params = {
+        "author_id": author_id,
+        "topics": [opening.topic for opening in openings],
+        "texts": [opening.text for opening in openings],
+        "nows": [opening.now for opening in openings],
+        "first_dues": [opening.due.first_response_due_at for opening in openings],
+        "resolution_dues": [opening.due.resolution_due_at for opening in openings],
+    }
+    return [int(row[0]) for row in await leader.db.all(_CREATE_TICKETS_POSTGRES, params)]
+
+
 _INSERT_TICKET = Statement(
     insert(tickets)
     .values(
@@ -98,8 +135,11 @@ async def create_ticket(
     """The ticket, its first message (a request), the author's ticket count and the event."""
     params = {"author_id": author_id, "topic": topic, "text": text, "now": now, **due._asdict()}
     if db.dialect == "postgresql":
-        async with db.turn(_AUTHOR_WRITES, author_id):
-            return int(await db.scalar(_CREATE_TICKET_POSTGRES, params))
+
+        async def run(leader: _Opening, openings: Sequence[_Opening]) -> list[int]:
+            return await _open_tickets(author_id, leader, openings)
+
+        return await db.batch(_OPENINGS, author_id, _Opening(db, topic, text, now, due), run)
     ticket_id = int(await db.scalar(_INSERT_TICKET, params))
     message_id = await db.scalar(_FIRST_MESSAGE, {**params, "ticket_id": ticket_id})
     await db.execute(_COUNT_AUTHORED, params)
