@@ -22,10 +22,16 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi._body_limit import get_body_limit_error, wrap_app_with_body_limit
-from fastapi._compat import ModelField, Undefined, field_annotation_is_sequence
+from fastapi._compat import (
+    ModelField,
+    Undefined,
+    field_annotation_is_sequence,
+    get_cached_model_fields,
+)
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import (
+    _get_multidict_extras,
     _get_param_aliases,
     _get_param_model,
     _is_json_field,
@@ -136,12 +142,12 @@ def _solver(dependant: Dependant, embed_body_fields: bool) -> Solver | None:
             return None
         steps.append((sub.name, call, inner, sub.use_cache, is_async))
     sources = [
-        (fields, read, _scalar_reader(fields))
-        for fields, read in (
-            (dependant.path_params, _path_params),
-            (dependant.query_params, _query_params),
-            (dependant.header_params, _headers),
-            (dependant.cookie_params, _cookies),
+        (fields, read, _scalar_reader(fields) or (_model_reader(fields) if multi else None))
+        for fields, read, multi in (
+            (dependant.path_params, _path_params, False),
+            (dependant.query_params, _query_params, True),
+            (dependant.header_params, _headers, False),
+            (dependant.cookie_params, _cookies, False),
         )
         if fields
     ]
@@ -235,6 +241,47 @@ def _scalar_reader(fields: list[ModelField]) -> ScalarReader | None:
                 return None
             values[name] = found
         return values
+
+    return read
+
+
+def _model_reader(fields: list[ModelField]) -> ScalarReader | None:
+    """FastAPI's reading of one model of query parameters (`Annotated[Model, Query()]`), with
+    the questions it asks of each of the model's fields (its aliases, whether it repeats)
+    answered once. It gives up (None) on anything else, and on any error, as above."""
+    if len(fields) != 1:
+        return None
+    model_field = fields[0]
+    model = _get_param_model(model_field)
+    if model is None or model_field.field_info.annotation is not model:
+        return None
+    plan = []
+    for field in get_cached_model_fields(model):  # type: ignore[arg-type]  # a model class
+        if _is_json_field(field):
+            return None
+        aliases = tuple(_get_param_aliases(field, convert_underscores=False))
+        plan.append((aliases, field_annotation_is_sequence(field.field_info.annotation)))
+    name = model_field.name
+    loc = (model_field.field_info.in_.value,)  # type: ignore[attr-defined]
+
+    def read(source: Any) -> Values | None:
+        received: dict[str, Any] = {}
+        taken = set()
+        for aliases, repeats in plan:
+            alias, key = aliases[0]
+            if len(aliases) > 1:
+                alias, key = next((pair for pair in aliases if pair[1] in source), aliases[0])
+            value = source.getlist(key) if repeats else source.get(key)
+            if value:
+                received[alias] = value
+            elif value is not None and not repeats:
+                received[alias] = value  # an empty string is a value
+            taken.add(key)
+        received.update(_get_multidict_extras(source, taken))
+        found, wrong = model_field.validate(received, {}, loc=loc)
+        if wrong:
+            return None
+        return {name: found}
 
     return read
 
