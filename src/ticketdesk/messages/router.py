@@ -18,6 +18,7 @@ from ticketdesk.messages.schemas import (
     MessageOut,
     MessageText,
     MessageUpload,
+    encode_list,
 )
 from ticketdesk.schemas import ObjectId
 from ticketdesk.settings import AppSettings
@@ -31,22 +32,24 @@ from ticketdesk.web.uploads import Files, uploads_of
 router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=Route)
 
 
-@router.get("/{ticket_id}/messages", responses=responses(400, 401, 404))
+@router.get(
+    "/{ticket_id}/messages", response_model=list[MessageOut], responses=responses(400, 401, 404)
+)
 async def list_messages(
     ticket_id: ObjectId,
     page: PageParams,
     user: CurrentUser,
     db: DbHandle,
     request: Request,
-    response: Response,
-) -> list[MessageOut]:
+) -> Response:
     """The ticket's messages, oldest first, with their attachments. Paginated by `Link`."""
     result = await service.list_messages(db, viewer=user, ticket_id=ticket_id, page=page)
-    add_page_headers(request, response, result)
     files: dict[int, list[AttachmentRow]] = {}
     for row in await attachments.of_messages(db, ticket_id=ticket_id, page=list(result.items)):
         files.setdefault(row.message_id, []).append(row)
-    return [MessageOut.of(row, files.get(row.id, ())) for row in result.items]
+    listed = Response(encode_list(result.items, files), media_type="application/json")
+    add_page_headers(request, listed, result)
+    return listed
 
 
 _MESSAGE_DOC: dict[str, Any] = {

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 
 from ticketdesk.messages.repository import MessageRow
 from ticketdesk.schemas import MessageText, RequestBody
@@ -70,3 +71,31 @@ class MessageOut(BaseModel):
         if row.attachment_count:
             answer.attachments = [AttachmentOut.of(file) for file in files]
         return answer
+
+
+def encode_list(rows: Iterable[MessageRow], files: Mapping[int, Iterable[Any]]) -> bytes:
+    """A list answer's JSON: what FastAPI would make of `[MessageOut.of(row, files) ...]`,
+    without building and checking a model for each message (the rows are our database's).
+    `files`: each message's attachments, by the message's id."""
+    return to_json(
+        [
+            {
+                "id": row.id,
+                "created_at": row.created_at,
+                "type": row.type,
+                "text": row.text,
+                "attachments": [
+                    {
+                        "id": file.id,
+                        "filename": file.filename,
+                        "content_type": file.content_type,
+                        "size": file.size,
+                    }
+                    for file in files.get(row.id, ())
+                ]
+                if row.attachment_count
+                else [],
+            }
+            for row in rows
+        ]
+    )
