@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import re
 import signal
@@ -72,7 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _give_back_large_blocks()
         app.state.database = await open_database(settings)
         app.state.token_checks = TokenChecks()
         app.state.token_checks.listen(app.state.database)
@@ -224,22 +222,6 @@ def _then(
         return handler(signum, frame)
 
     return told
-
-
-LARGE_BLOCK_BYTES = 1024 * 1024
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-
-
-def _give_back_large_blocks() -> None:
-    """Blocks of 1 MiB and more are mapped, and given back to the system when freed.
-
-    A password check takes 19 MiB (argon2id) in a thread. glibc raises its mapping threshold
-    after the first such block is freed, so later ones come from the heap and stay resident:
-    a worker measured 152 MiB after a burst of 40 sign-ins, 114 MiB with the threshold fixed.
-    Elsewhere than glibc (musl, macOS) this does nothing.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)
 
 
 MEMORY_EVERY_S = 10.0

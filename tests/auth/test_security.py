@@ -25,7 +25,7 @@ async def test_passwords_are_hashed_with_argon2id_at_19_mib_and_two_passes() -> 
 
 async def test_hashing_runs_in_a_bounded_pool_of_low_priority_threads() -> None:
     pool = security._hashing_pool()
-    assert pool._max_workers == (os.cpu_count() or 1)
+    assert pool._max_workers == security.HASHING_THREADS == 1
     niceness = await security._off_the_loop(os.getpriority, os.PRIO_PROCESS, 0)
     assert niceness >= security.HASHING_NICENESS
     assert os.getpriority(os.PRIO_PROCESS, 0) < niceness  # the event loop keeps its priority
