@@ -46,6 +46,7 @@ from ticketdesk.reports.router import router as reports_router
 from ticketdesk.settings import Settings
 from ticketdesk.staff_keys.router import router as staff_keys_router
 from ticketdesk.system import router as system_router
+from ticketdesk.tags.router import router as tags_router
 from ticketdesk.tickets.router import router as tickets_router
 from ticketdesk.users.router import router as users_router
 from ticketdesk.web.dispatch import index_routes
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reset_pages_router,
         tickets_router,
         messages_router,
+        tags_router,
         events_router,
         attachments_router,
         users_router,

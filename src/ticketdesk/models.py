@@ -29,7 +29,7 @@ TICKET_STATUSES = ("pending", "resolved", "unresolved", "canceled")
 MESSAGE_TYPES = ("request", "response", "other", "note")
 JOB_KINDS = ("mail", "webhook")
 JOB_STATES = ("queued", "running", "done", "failed")
-EVENT_KINDS = ("created", "status", "assignee", "priority", "message", "note", "rating")
+EVENT_KINDS = ("created", "status", "assignee", "priority", "message", "note", "rating", "tags")
 
 metadata = MetaData(
     naming_convention={
@@ -237,6 +237,23 @@ ticket_events = Table(
     CheckConstraint(_in("kind", EVENT_KINDS), name="kind_valid"),
     Index("ix_ticket_events_ticket_id_id", "ticket_id", "id"),
     sqlite_autoincrement=True,
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    # Agents' labels for tickets (`tags/policy.py`: lower-cased, at most 40 characters).
+    Column("id", Id, primary_key=True),
+    Column("name", String(40), nullable=False, unique=True),
+)
+
+ticket_tags = Table(
+    "ticket_tags",
+    metadata,
+    Column("ticket_id", Id, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", Id, ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    # A tag's tickets: the filters and the counts read this, not the tickets.
+    Index("ix_ticket_tags_tag_id_ticket_id", "tag_id", "ticket_id"),
 )
 
 ticket_presence = Table(

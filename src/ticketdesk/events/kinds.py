@@ -58,6 +58,8 @@ PRIORITY = Kind("priority", ("priority",), ("priority",))
 MESSAGE = Kind("message", None, ("message_id", "type"))
 NOTE = Kind("note", None, ("message_id",))
 RATING = Kind("rating", None, ("score", "comment"))
+TAGS = Kind("tags", ("tags",), ("tags",))
+"""An agent's change to a ticket's tags: the whole list before and after, sorted."""
 
-ALL = (CREATED, STATUS, ASSIGNEE, PRIORITY, MESSAGE, NOTE, RATING)
+ALL = (CREATED, STATUS, ASSIGNEE, PRIORITY, MESSAGE, NOTE, RATING, TAGS)
 assert tuple(kind.name for kind in ALL) == EVENT_KINDS

@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 from ticketdesk.events.repository import EventRow
 
-EventKind = Literal["created", "status", "assignee", "priority", "message", "note", "rating"]
+EventKind = Literal[
+    "created", "status", "assignee", "priority", "message", "note", "rating", "tags"
+]
 
 
 class EventOut(BaseModel):

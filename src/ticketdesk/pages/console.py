@@ -4,7 +4,9 @@ with `agent_context.around_the_thread` beside it."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -15,13 +17,15 @@ from ticketdesk.auth.principal import Viewer
 from ticketdesk.errors import BadRequest
 from ticketdesk.events import service as events
 from ticketdesk.models import utcnow
-from ticketdesk.pages.agent_context import AGENT_CHOICES
+from ticketdesk.pages.agent_context import AGENT_CHOICES, TAG_CHOICES
 from ticketdesk.pages.common import SameOrigin, page_router, rows
 from ticketdesk.pages.rendering import in_order, redirect, render
 from ticketdesk.pages.session import Agent, Counted
 from ticketdesk.presence import service as presence
 from ticketdesk.schemas import MAX_ID
 from ticketdesk.settings import AppSettings
+from ticketdesk.tags import policy as tag_policy
+from ticketdesk.tags import service as tag_service
 from ticketdesk.tickets import policy, search
 from ticketdesk.tickets import service as tickets
 from ticketdesk.tickets.filters import TicketFilter
@@ -80,6 +84,7 @@ async def queue(
     assignee: str = "",
     waiting: str = "",
     q: str = "",
+    tags: str = "",
     sort: str = "-updated_at",
     cursor: str | None = None,
 ) -> Response:
@@ -113,7 +118,9 @@ async def queue(
         assignee_id = int(assignee)
     else:
         assignee = ""
+    chosen_tags = _tags_in(tags)[: tag_policy.MAX_FILTERS]
     criteria = TicketFilter(
+        tags=chosen_tags,
         statuses=chosen_statuses or base.statuses,
         assignee_id=assignee_id,
         unassigned=unassigned,
@@ -144,6 +151,7 @@ async def queue(
         "assignee": assignee,
         "waiting": criteria.waiting or "",
         "q": q if query else "",
+        "tags": " ".join(chosen_tags),
         "sort": sort,
     }
     return render(
@@ -162,6 +170,7 @@ async def queue(
             "now": utcnow(),
             "after": after,
             "chosen": chosen,
+            "tag_choices": await tag_service.tag_names(db, viewer=viewer, limit=TAG_CHOICES),
             "status_choices": statuses,
             "fixed_assignee": fixed_assignee,
             "waiting_words": WAITING_WORDS,
@@ -175,7 +184,8 @@ def _queue_link(chosen: dict[str, Any], **changes: Any) -> str:
     """The queue's address with these choices changed (a new sort starts at the first page)."""
     values = {**chosen, **changes}
     pairs: list[tuple[str, str]] = []
-    for name in ("view", "q", "status", "priority", "assignee", "waiting", "sort", "cursor"):
+    names = ("view", "q", "tags", "status", "priority", "assignee", "waiting", "sort", "cursor")
+    for name in names:
         value = values.get(name)
         if isinstance(value, tuple | list):
             pairs.extend((name, str(item)) for item in value)
@@ -211,6 +221,34 @@ async def properties(
     await tickets.change_ticket(
         db, viewer=viewer, ticket_id=ticket_id, changes=changes, sla_policy=settings.sla_policy
     )
+    return redirect(request, f"/app/tickets/{ticket_id}")
+
+
+def _tags_in(text: str) -> tuple[str, ...]:
+    """The tags a filter names (spaces or commas between them), the invalid ones left out."""
+    names = []
+    for word in re.split(r"[\s,]+", text):
+        with contextlib.suppress(ValueError):
+            names.append(tag_policy.normalize(word))
+    return tuple(dict.fromkeys(names))
+
+
+@router.post("/app/tickets/{ticket_id}/tags", dependencies=[SameOrigin, Counted])
+async def ticket_tags(
+    request: Request,
+    ticket_id: int,
+    viewer: Agent,
+    db: DbHandle,
+    add: Annotated[str, Form()] = "",
+    remove: Annotated[str, Form()] = "",
+) -> Response:
+    """Add the tags typed (spaces or commas between them), or take one off."""
+    try:
+        added = [tag_policy.normalize(word) for word in re.split(r"[\s,]+", add) if word]
+        removed = [tag_policy.normalize(remove)] if remove.strip() else []
+    except ValueError as exc:
+        raise BadRequest(f"tags: {exc}") from None
+    await tag_service.change_tags(db, viewer=viewer, ticket_id=ticket_id, add=added, remove=removed)
     return redirect(request, f"/app/tickets/{ticket_id}")
 
 

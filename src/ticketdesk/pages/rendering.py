@@ -19,6 +19,7 @@ from ticketdesk.errors import Forbidden, TicketdeskError
 from ticketdesk.pages.assets import Assets
 from ticketdesk.pages.session import RENEWED, SignInRequired
 from ticketdesk.settings import Settings
+from ticketdesk.tags import policy as tag_policy
 from ticketdesk.tickets import policy
 from ticketdesk.web.cookies import set_token_cookie
 from ticketdesk.web.routing import Route
@@ -103,7 +104,19 @@ def describe_event(event: Any, names: dict[int, str]) -> str:
         return f"{who} wrote an internal note"
     if event.kind == "rating":
         return f"{who} rated it {after.get('score')} of 5"
+    if event.kind == "tags":
+        return _describe_tags(who, json.loads(event.before) if event.before else {}, after)
     return f"{who}: {event.kind}"
+
+
+def _describe_tags(who: str, before: dict[str, Any], after: dict[str, Any]) -> str:
+    old, new = set(before.get("tags") or ()), set(after.get("tags") or ())
+    parts = []
+    if new - old:
+        parts.append("added " + ", ".join(sorted(new - old)))
+    if old - new:
+        parts.append("removed " + ", ".join(sorted(old - new)))
+    return f"{who} {' and '.join(parts) or 'changed the tags'}"
 
 
 templates = Jinja2Templates(directory=TEMPLATES)
@@ -119,6 +132,7 @@ templates.env.globals.update(
     iso=_iso,
     readable=_readable,
     describe_event=describe_event,
+    tag_names=tag_policy.joined,
     # The status machine, as the policy has it: what staff may set, what never changes again,
     # what takes no more messages.
     agent_statuses=in_order(policy.AGENT_TARGETS),

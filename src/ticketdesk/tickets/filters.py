@@ -12,11 +12,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, false, func, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+)
 
 from ticketdesk import sla
 from ticketdesk.db import constants
-from ticketdesk.models import UTCDateTime, messages, tickets, users
+from ticketdesk.models import UTCDateTime, messages, tags, ticket_tags, tickets, users
 from ticketdesk.pagination import Sort, int_from_json, timestamp_from_json
 from ticketdesk.schemas import MAX_ID, normalize_email
 from ticketdesk.tickets import policy, search
@@ -114,6 +126,8 @@ FilterShape = tuple[
     bool,
     bool,
     policy.Waiting | None,
+    int,
+    int,
 ]
 
 LAST_PUBLIC_TYPE = (
@@ -157,11 +171,15 @@ class TicketFilter:
     search: str | None = None  # words, or "phrases in quotes", all of which must match
     overdue: bool = False  # the next due time has passed (the console's breaching queue)
     waiting: policy.Waiting | None = None  # open, and waiting on the customer or on us
+    tags: tuple[str, ...] = ()  # all of them (normalized names)
+    not_tags: tuple[str, ...] = ()  # none of them
 
     def __post_init__(self) -> None:
         # Each value once: the statement depends on how many there are (a bounded number).
         object.__setattr__(self, "statuses", tuple(dict.fromkeys(self.statuses)))
         object.__setattr__(self, "priorities", tuple(dict.fromkeys(self.priorities)))
+        object.__setattr__(self, "tags", tuple(dict.fromkeys(self.tags)))
+        object.__setattr__(self, "not_tags", tuple(dict.fromkeys(self.not_tags)))
 
     @property
     def for_agents_only(self) -> bool:
@@ -175,6 +193,8 @@ class TicketFilter:
             or self.breached is not None
             or self.overdue
             or self.waiting is not None
+            or bool(self.tags)
+            or bool(self.not_tags)
         )
 
     def shape(self) -> FilterShape:
@@ -193,11 +213,15 @@ class TicketFilter:
             self.search is not None,
             self.overdue,
             self.waiting,
+            len(self.tags),
+            len(self.not_tags),
         )
 
     def parameters(self, now: datetime) -> dict[str, Any]:
         params: dict[str, Any] = {f"status_{i}": status for i, status in enumerate(self.statuses)}
         params.update({f"priority_{i}": rank for i, rank in enumerate(self.priorities)})
+        params.update({f"tag_{i}": name for i, name in enumerate(self.tags)})
+        params.update({f"not_tag_{i}": name for i, name in enumerate(self.not_tags)})
         if self.author_email is not None:
             params["author_email"] = normalize_email(self.author_email)
         params.update(
@@ -217,7 +241,8 @@ def filtered(
     query: Select[Any], shape: FilterShape, viewer_is_agent: bool, dialect: str
 ) -> Select[Any]:
     (statuses, by_email, by_id, created_after, created_before, updated_after) = shape[:6]
-    by_assignee, unassigned, priorities, breached, searched, overdue, waiting = shape[6:]
+    by_assignee, unassigned, priorities, breached, searched, overdue, waiting = shape[6:13]
+    tagged, not_tagged = shape[13:]
     if searched:
         query = query.where(search.matches(viewer_is_agent, dialect))
     if statuses:
@@ -260,4 +285,16 @@ def filtered(
         query = query.where(OVERDUE)
     if waiting is not None:
         query = query.where(WAITING[waiting])
+    for i in range(tagged):
+        query = query.where(_holds_tag(f"tag_{i}"))
+    for i in range(not_tagged):
+        query = query.where(not_(_holds_tag(f"not_tag_{i}")))
     return query
+
+
+def _holds_tag(parameter: str) -> ColumnElement[bool]:
+    """The ticket holds the tag named by the parameter (a tag's tickets are indexed)."""
+    tag_id = select(tags.c.id).where(tags.c.name == bindparam(parameter, type_=tags.c.name.type))
+    return exists().where(
+        ticket_tags.c.ticket_id == tickets.c.id, ticket_tags.c.tag_id == tag_id.scalar_subquery()
+    )

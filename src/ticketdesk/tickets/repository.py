@@ -21,6 +21,7 @@ from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db, Statement, constants
 from ticketdesk.models import messages, tickets, users
 from ticketdesk.pagination import Page, PageRequest, page_parameters, paginate
+from ticketdesk.tags.repository import TAG_NAMES
 from ticketdesk.tickets import policy
 from ticketdesk.tickets.filters import (
     DUE,
@@ -52,6 +53,7 @@ class TicketRow(NamedTuple):
     resolved_at: datetime | None = None
     due_at: datetime | None = None  # the next due time (the `due` order's key)
     author_name: str | None = None  # the author's username
+    tags: str | None = None  # comma-joined, in no order (`tags.policy.joined`)
 
 
 class LockedTicket(NamedTuple):
@@ -83,6 +85,7 @@ _AGENT_COLUMNS = (
     tickets.c.resolved_at,
     DUE.label("due_at"),
     users.c.username.label("author_name"),
+    TAG_NAMES.label("tags"),
 )
 
 

@@ -91,6 +91,8 @@ async def list_tickets(
         priorities=tuple(policy.priority_rank(name) for name in filters.priority),
         breached=filters.breached,
         search=filters.q,
+        tags=tuple(filters.tag),
+        not_tags=tuple(filters.not_tag),
     )
     result = await service.list_tickets(
         db, viewer=user, page=page, filters=criteria, sort=filters.sort

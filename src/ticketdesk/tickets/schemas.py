@@ -4,11 +4,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import AliasChoices, BaseModel, Field, StringConstraints, model_validator
 from pydantic_core import to_json
 
 from ticketdesk import sla
 from ticketdesk.schemas import MessageText, NotBlank, RequestBody, Storable, UtcDatetime
+from ticketdesk.tags import policy as tag_policy
+from ticketdesk.tags.schemas import TagName
 from ticketdesk.tickets import policy, search
 from ticketdesk.tickets.policy import Priority, Status
 from ticketdesk.tickets.repository import TicketRow
@@ -52,6 +54,17 @@ class TicketQuery(BaseModel):
         max_length=search.MAX_LENGTH,
         description='words to find in the topic and messages, all of them (stemmed); a "phrase '
         'in quotes" as a phrase. Staff also search internal notes',
+    )
+    tag: list[TagName] = Field(
+        default=[],
+        max_length=tag_policy.MAX_FILTERS,
+        description="tickets holding every one of these tags; repeat for several; staff only",
+    )
+    not_tag: list[TagName] = Field(
+        default=[],
+        max_length=tag_policy.MAX_FILTERS,
+        validation_alias=AliasChoices("not_tag", "-tag"),
+        description="tickets holding none of these tags (also `-tag=`); staff only",
     )
 
 
@@ -114,6 +127,7 @@ class TicketOut(BaseModel):
     breached: bool | None = Field(
         default=None, description="a due time passed unmet, or was met late; staff only"
     )
+    tags: list[str] | None = Field(default=None, description="sorted; staff only")
 
     @classmethod
     def of(cls, row: TicketRow, *, agent: bool, now: datetime) -> TicketOut:
@@ -143,6 +157,7 @@ def answer(row: TicketRow, *, agent: bool, now: datetime) -> dict[str, Any]:
         fields["first_response_due_at"] = row.first_response_due_at
         fields["resolution_due_at"] = row.resolution_due_at
         fields["breached"] = sla.breached(_sla_state(row), now)
+        fields["tags"] = tag_policy.joined(row.tags)
     return fields
 
 

@@ -133,7 +133,7 @@
         else refresh(["#thread"]);
       }, 150);
     };
-    ["created", "status", "assignee", "priority", "message", "note", "rating"].forEach(function (kind) {
+    ["created", "status", "assignee", "priority", "message", "note", "rating", "tags"].forEach(function (kind) {
       stream.addEventListener(kind, onEvent);
     });
   }
