@@ -43,6 +43,10 @@ class NotFound(TicketdeskError):
     default_detail = "not found"
 
 
+NO_TICKET = "no such ticket"
+"""A ticket that does not exist, or that the caller may not see: the two read alike."""
+
+
 class Conflict(TicketdeskError):
     status_code = 409
     default_detail = "conflict"

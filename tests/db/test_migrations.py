@@ -37,8 +37,10 @@ from ticketdesk.models import (
     password_resets,
     revoked_tokens,
     staff_keys,
+    tags,
     ticket_events,
     ticket_presence,
+    ticket_tags,
     tickets,
     users,
     webhooks,
@@ -65,6 +67,7 @@ TABLES_CREATED = {
     "2f6a8c3e9b41": {"ticket_presence"},
     "8c4f1e6b2d07": {"job_cursors", "password_resets", "webhooks", "jobs"},
     "3d9a5f7c1e28": {"inbound_mails"},
+    "6f0c2d8e4a17": {"tags", "ticket_tags"},
 }
 """The tables of models.py that each revision's upgrade creates (and its downgrade drops)."""
 
@@ -297,6 +300,10 @@ async def _fill_every_table(engine: AsyncEngine) -> None:
         )
         await conn.execute(
             insert(ticket_presence).values(ticket_id=1, user_id=2, state="typing", seen_at=T)
+        )
+        await conn.execute(insert(tags), [{"id": 1, "name": "billing"}, {"id": 2, "name": "vip"}])
+        await conn.execute(
+            insert(ticket_tags), [{"ticket_id": 1, "tag_id": 1}, {"ticket_id": 2, "tag_id": 2}]
         )
         await conn.execute(
             insert(idempotency_keys).values(

@@ -26,6 +26,7 @@ from ticketdesk.errors import NotFound
 from ticketdesk.events import kinds, policy, repository, service
 from ticketdesk.models import EVENT_KINDS
 from ticketdesk.pagination import PageRequest
+from ticketdesk.tags import service as tags
 from ticketdesk.tickets import service as tickets
 
 COUNTED = PageRequest(limit=1000, cursor=None, count=True)
@@ -34,7 +35,7 @@ COUNTED = PageRequest(limit=1000, cursor=None, count=True)
 def test_the_kinds_are_the_customers_or_the_staffs() -> None:
     assert set(policy.CUSTOMER_KINDS).isdisjoint(policy.STAFF_KINDS)
     assert sorted([*policy.CUSTOMER_KINDS, *policy.STAFF_KINDS]) == sorted(EVENT_KINDS)
-    assert set(policy.STAFF_KINDS) == {"assignee", "priority", "note"}
+    assert set(policy.STAFF_KINDS) == {"assignee", "priority", "note", "tags"}
     assert set(policy.CUSTOMER_KINDS) >= policy.MAILED_KINDS
     assert [kind for kind in EVENT_KINDS if policy.customer_sees(kind)] == list(
         policy.CUSTOMER_KINDS
@@ -48,6 +49,7 @@ async def a_ticket_with_every_kind(db: Db) -> tuple[Viewer, Viewer, int]:
     ticket_id = await a_resolved_ticket(db, author, agent)  # created, message, status
     await a_note(db, agent, ticket_id)
     await a_change(db, agent, ticket_id, assignee_id=agent.id, priority="high")
+    await tags.change_tags(db, viewer=agent, ticket_id=ticket_id, add=["vip"])
     await a_reply(db, author, ticket_id, "it jams again")  # message, status (reopened)
     await a_reply(db, agent, ticket_id, "fixed for good")
     await a_change(db, agent, ticket_id, status="resolved")
@@ -72,7 +74,7 @@ async def test_the_history_counts_what_the_viewer_sees(db: Db) -> None:
         assert await repository.count_history(db, viewer, ticket_id) == page.total
     agents = await repository.count_history(db, agent, ticket_id)
     customers = await repository.count_history(db, author, ticket_id)
-    assert agents - customers == 3  # the note, the assignment and the priority
+    assert agents - customers == 4  # the note, the assignment, the priority and the tags
 
 
 async def test_a_customers_history_pages_skip_staff_events(db: Db) -> None:
@@ -127,6 +129,7 @@ VALUES: dict[str, tuple[str, Any]] = {
     "type": ("'request'", "request"),
     "score": ("5", 5),
     "comment": ("'quick, \"kind\" help'", 'quick, "kind" help'),
+    "tags": ("json_build_array('billing', 'region:eu')", ["billing", "region:eu"]),
 }
 NULLS: dict[str, tuple[str, Any]] = {
     **VALUES,

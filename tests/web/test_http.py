@@ -210,7 +210,7 @@ async def test_openapi_documents_the_headers_and_the_body_limit(client: httpx.As
         for method, operation in operations.items()
         if "requestBody" in operation
     }
-    assert len(with_body) == 17
+    assert len(with_body) == 20
     for path, method in with_body:
         assert "413" in paths[path][method]["responses"], (path, method)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db
-from ticketdesk.errors import NotFound
+from ticketdesk.errors import NO_TICKET, NotFound
 from ticketdesk.messages import repository
 from ticketdesk.messages.repository import MessageRow
 from ticketdesk.models import utcnow
 from ticketdesk.pagination import Page, PageRequest
 from ticketdesk.tickets import policy
-from ticketdesk.tickets.service import NO_TICKET, TicketRow
+from ticketdesk.tickets.service import TicketRow
 
 __all__ = ["MessageRow"]
 

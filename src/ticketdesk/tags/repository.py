@@ -99,6 +99,17 @@ _OF_TICKET = Statement(
 )
 
 
+_LOCK_TICKET = Statement(
+    select(tickets.c.id).where(tickets.c.id == bindparam("ticket_id")).with_for_update()
+)
+
+
+async def lock_ticket(db: Db, ticket_id: int) -> bool:
+    """Whether the ticket exists; its row locked until the request's transaction ends, so
+    that changes to its tags follow one another (tags are for agents, who see every ticket)."""
+    return await db.first(_LOCK_TICKET, {"ticket_id": ticket_id}) is not None
+
+
 async def of_ticket(db: Db, ticket_id: int) -> list[str]:
     """The ticket's tags, sorted (the caller has checked that the viewer may see them)."""
     return [name for (name,) in await db.all(_OF_TICKET, {"ticket_id": ticket_id})]

@@ -7,14 +7,12 @@ from collections.abc import Iterable
 
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db
-from ticketdesk.errors import BadRequest, Forbidden, NotFound
+from ticketdesk.errors import NO_TICKET, BadRequest, Forbidden, NotFound
 from ticketdesk.events import kinds
 from ticketdesk.events.repository import record as record_events
 from ticketdesk.models import utcnow
 from ticketdesk.tags import policy, repository
 from ticketdesk.tags.repository import TagCount
-from ticketdesk.tickets.repository import lock_ticket
-from ticketdesk.tickets.service import NO_TICKET
 
 NO_TAG = "no such tag"
 STAFF_ONLY = "staff only"
@@ -29,7 +27,7 @@ def _check_agent(viewer: Viewer) -> None:
 
 async def ticket_tags(db: Db, *, viewer: Viewer, ticket_id: int) -> list[str]:
     _check_agent(viewer)
-    if await lock_ticket(db, viewer, ticket_id) is None:
+    if not await repository.lock_ticket(db, ticket_id):
         raise NotFound(NO_TICKET)
     return await repository.of_ticket(db, ticket_id)
 
@@ -47,7 +45,7 @@ async def change_tags(
     sorted, at most `policy.MAX_PER_TICKET`. Names are normalized already (the schemas).
     Nothing changes, and no event is written, when the tags stay the same."""
     _check_agent(viewer)
-    if await lock_ticket(db, viewer, ticket_id) is None:
+    if not await repository.lock_ticket(db, ticket_id):
         raise NotFound(NO_TICKET)
     before = await repository.of_ticket(db, ticket_id)
     wanted = set(before if replace is None else replace)

@@ -9,7 +9,7 @@ from typing import Any
 from ticketdesk import sla
 from ticketdesk.auth.principal import Viewer
 from ticketdesk.db import Db
-from ticketdesk.errors import BadRequest, Conflict, Forbidden, NotFound
+from ticketdesk.errors import NO_TICKET, BadRequest, Conflict, Forbidden, NotFound
 from ticketdesk.events import kinds
 from ticketdesk.events.kinds import Change
 from ticketdesk.events.repository import record as record_events
@@ -20,7 +20,6 @@ from ticketdesk.tickets import policy, repository, search, writes
 from ticketdesk.tickets.filters import AGENT_SORTS, TicketFilter
 from ticketdesk.tickets.repository import LockedTicket, TicketRow
 
-NO_TICKET = "no such ticket"
 NO_FILTER = TicketFilter()
 STAFF_ONLY_LIST = "only staff filter or sort tickets by author, assignee, priority or due time"
 
