@@ -20,7 +20,7 @@ from ticketdesk.models import utcnow
 from ticketdesk.pages.agent_context import AGENT_CHOICES, TAG_CHOICES
 from ticketdesk.pages.common import SameOrigin, page_router, rows
 from ticketdesk.pages.rendering import in_order, redirect, render
-from ticketdesk.pages.session import Agent, Counted
+from ticketdesk.pages.session import Agent, Counted, Superuser
 from ticketdesk.presence import service as presence
 from ticketdesk.schemas import MAX_ID
 from ticketdesk.settings import AppSettings
@@ -71,6 +71,7 @@ SORTABLE = {
 """The queue's sortable columns: each header's orders (first click, second click). The ticket
 number sorts by when tickets were opened, which is the same order, on an index."""
 WAITING_WORDS = {"us": "Needs reply", "customer": "Waiting on customer"}
+NewName = Annotated[str, Form(alias="name")]
 
 
 @router.get("/app/queue")
@@ -250,6 +251,52 @@ async def ticket_tags(
         raise BadRequest(f"tags: {exc}") from None
     await tag_service.change_tags(db, viewer=viewer, ticket_id=ticket_id, add=added, remove=removed)
     return redirect(request, f"/app/tickets/{ticket_id}")
+
+
+TAGS_LISTED = 1000
+
+
+@router.get("/app/tags")
+async def tag_list(
+    request: Request,
+    viewer: Agent,
+    db: DbHandle,
+    renamed: str = "",
+    to: str = "",
+    removed: str = "",
+) -> Response:
+    """The tags in use with their counts; superusers rename, merge and remove them here.
+    What was just done is said from tag names alone (the address cannot put words here)."""
+    found = await tag_service.tags_in_use(db, viewer=viewer, prefix="", limit=TAGS_LISTED)
+    said = ""
+    if _tags_in(renamed) == (renamed,) and _tags_in(to) == (to,):
+        said = f"{renamed} is now {to}."
+    elif _tags_in(removed) == (removed,):
+        said = f"{removed} is taken off every ticket."
+    return render(request, "tags.html", {"viewer": viewer, "tags": found, "renamed": said})
+
+
+def _tag_or_400(value: str, field: str) -> str:
+    try:
+        return tag_policy.normalize(value)
+    except ValueError as exc:
+        raise BadRequest(f"{field}: {exc}") from None
+
+
+@router.post("/app/tags/{name}/rename", dependencies=[SameOrigin, Counted])
+async def rename_tag(
+    request: Request, name: str, viewer: Superuser, db: DbHandle, new_name: NewName
+) -> Response:
+    old, new = _tag_or_400(name, "tag"), _tag_or_400(new_name, "name")
+    await tag_service.rename_tag(db, viewer=viewer, name=old, new_name=new)
+    return redirect(request, "/app/tags?" + urlencode({"renamed": old, "to": new}))
+
+
+@router.post("/app/tags/{name}/remove", dependencies=[SameOrigin, Counted])
+async def remove_tag(request: Request, name: str, viewer: Superuser, db: DbHandle) -> Response:
+    old = _tag_or_400(name, "tag")
+    await tag_service.remove_tag(db, viewer=viewer, name=old)
+    return redirect(request, "/app/tags?" + urlencode({"removed": old}))
 
 
 @router.post("/app/tickets/{ticket_id}/take", dependencies=[SameOrigin, Counted])
