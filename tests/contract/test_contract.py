@@ -259,7 +259,7 @@ def test_an_oversize_body_is_answered_as_documented(contract_app: FastAPI) -> No
     # The body limit answers before any route, to bodies larger than fuzzing makes.
     text = "a" * contract_app.state.settings.max_body_bytes
     with_body = [op for op in (result.ok() for result in schema.get_all_operations()) if op.body]
-    assert len(with_body) == 17
+    assert len(with_body) == 20
     for operation in with_body:
         case = operation.Case(
             path_parameters={name: 1 for name in re.findall(r"{(\w+)}", operation.path)},

@@ -20,7 +20,7 @@ router = APIRouter(tags=["tags"], route_class=Route)
 TagInPath = Annotated[TagName, Path(description=policy.RULE)]
 
 
-@router.get("/tickets/{ticket_id}/tags", responses=responses(401, 403, 404))
+@router.get("/tickets/{ticket_id}/tags", responses=responses(400, 401, 403, 404))
 async def get_ticket_tags(ticket_id: ObjectId, user: StaffUser, db: DbHandle) -> TicketTags:
     """The ticket's tags, sorted. Staff only."""
     return TicketTags(tags=await service.ticket_tags(db, viewer=user, ticket_id=ticket_id))
