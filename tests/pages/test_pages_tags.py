@@ -72,6 +72,10 @@ async def test_the_queue_is_narrowed_by_tags_and_shows_them(
     narrowed = (await client.get("/app/queue?view=all&tags=VIP,%20nonsense!")).text
     assert "Tagged one" in narrowed and "Plain one" not in narrowed
     assert 'value="vip"' in narrowed  # the filter says what it kept
+    assert "Not tags, so left out: nonsense!" in narrowed  # and what it did not
+    without = (await client.get("/app/queue?view=all&tags=-vip")).text
+    assert "Plain one" in without and "Tagged one" not in without
+    assert 'value="-vip"' in without and "Not tags" not in without
 
 
 async def test_customers_see_no_tags_on_their_pages(
@@ -120,3 +124,6 @@ async def test_superusers_rename_merge_and_remove_tags_on_the_tags_page(
     assert await api_tags(client, staff, second) == ["refund"]
     spoofed = (await client.get("/app/tags?renamed=you%20are%20hacked&to=x")).text
     assert "hacked" not in spoofed
+    # Said only where the list bears it out: refund is still there, nothing was removed.
+    assert "taken off every ticket" not in (await client.get("/app/tags?removed=refund")).text
+    assert "spam is taken off" in (await client.get("/app/tags?removed=spam")).text

@@ -34,11 +34,12 @@ async def test_an_agent_tags_a_ticket_and_follows_a_tag_to_the_queue(server: str
         await agent.get_by_role("button", name="Add", exact=True).click()
         chips = agent.locator("#ticket-tags .tag a")
         await expect(chips).to_have_text(["billing", "refund", "vip"])
-        await expect(agent.locator(".history")).to_contain_text("added billing, refund, vip")
+        history = agent.locator(".history")
+        await expect(history).to_contain_text("added the tags billing, refund, vip")
 
         await agent.get_by_role("button", name="Remove tag refund").click()
         await expect(chips).to_have_text(["billing", "vip"])
-        await expect(agent.locator(".history")).to_contain_text("removed refund")
+        await expect(history).to_contain_text("removed the tags refund")
 
         await agent.get_by_label("Add tags").fill("no spaces!")
         await agent.get_by_role("button", name="Add", exact=True).click()

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from conftest import Account, open_ticket
+from ticketdesk.tags import policy
 
 
 async def add(
@@ -223,3 +224,23 @@ async def test_the_feed_carries_tag_changes_to_agents(
     await add(client, staff, ticket_id, "feed")
     feed = (await client.get("/events", headers=staff.headers)).json()
     assert [e["after"] for e in feed if e["kind"] == "tags"] == [{"tags": ["feed"]}]
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("café", "café"),
+        ("cafe\u0301", "café"),  # decomposed, as some keyboards type it: composed
+        ("हिन्दी", "हिन्दी"),  # vowel signs belong to their letters
+        ("ÄRGER", "ärger"),
+        ("日本", "日本"),
+        (" Region:EU ", "region:eu"),
+    ],
+)
+def test_letters_of_any_script_with_their_marks(given: str, kept: str) -> None:
+    assert policy.normalize(given) == kept
+
+
+def test_a_refusal_names_what_was_given() -> None:
+    with pytest.raises(ValueError, match="'bad🔥' is not a tag"):
+        policy.normalize("bad🔥")

@@ -4,9 +4,9 @@ with `agent_context.around_the_thread` beside it."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -119,9 +119,10 @@ async def queue(
         assignee_id = int(assignee)
     else:
         assignee = ""
-    chosen_tags = _tags_in(tags)[: tag_policy.MAX_FILTERS]
+    tag_filter = TagFilter.of(tags)
     criteria = TicketFilter(
-        tags=chosen_tags,
+        tags=tag_filter.held,
+        not_tags=tag_filter.not_held,
         statuses=chosen_statuses or base.statuses,
         assignee_id=assignee_id,
         unassigned=unassigned,
@@ -152,7 +153,7 @@ async def queue(
         "assignee": assignee,
         "waiting": criteria.waiting or "",
         "q": q if query else "",
-        "tags": " ".join(chosen_tags),
+        "tags": tag_filter.text,
         "sort": sort,
     }
     return render(
@@ -171,6 +172,7 @@ async def queue(
             "now": utcnow(),
             "after": after,
             "chosen": chosen,
+            "tag_problem": tag_filter.problem,
             "tag_choices": await tag_service.tag_names(db, viewer=viewer, limit=TAG_CHOICES),
             "status_choices": statuses,
             "fixed_assignee": fixed_assignee,
@@ -225,13 +227,46 @@ async def properties(
     return redirect(request, f"/app/tickets/{ticket_id}")
 
 
-def _tags_in(text: str) -> tuple[str, ...]:
-    """The tags a filter names (spaces or commas between them), the invalid ones left out."""
-    names = []
-    for word in re.split(r"[\s,]+", text):
-        with contextlib.suppress(ValueError):
-            names.append(tag_policy.normalize(word))
-    return tuple(dict.fromkeys(names))
+@dataclass(frozen=True)
+class TagFilter:
+    """The queue's Tags field: tags a ticket must hold, and (after a `-`) tags it must not,
+    with spaces or commas between them; what was not a tag, or one too many, is said."""
+
+    held: tuple[str, ...] = ()
+    not_held: tuple[str, ...] = ()
+    problem: str = ""
+
+    @classmethod
+    def of(cls, text: str) -> TagFilter:
+        held: dict[str, None] = {}
+        not_held: dict[str, None] = {}
+        wrong = []
+        for word in re.split(r"[\s,]+", text.strip()):
+            if not word:
+                continue
+            into = not_held if word.startswith("-") else held
+            try:
+                into[tag_policy.normalize(word.removeprefix("-"))] = None
+            except ValueError:
+                wrong.append(word)
+        problem = ""
+        if wrong:
+            problem = f"Not tags, so left out: {', '.join(wrong)}; {tag_policy.RULE}."
+        limit = tag_policy.MAX_FILTERS
+        if len(held) > limit or len(not_held) > limit:
+            problem += f" At most {limit} tags, and {limit} after a -, are used."
+        return cls(tuple(held)[:limit], tuple(not_held)[:limit], problem.strip())
+
+    @property
+    def text(self) -> str:
+        return " ".join((*self.held, *(f"-{name}" for name in self.not_held)))
+
+
+def _one_tag(value: str) -> str | None:
+    try:
+        return tag_policy.normalize(value)
+    except ValueError:
+        return None
 
 
 @router.post("/app/tickets/{ticket_id}/tags", dependencies=[SameOrigin, Counted])
@@ -269,9 +304,11 @@ async def tag_list(
     What was just done is said from tag names alone (the address cannot put words here)."""
     found = await tag_service.tags_in_use(db, viewer=viewer, prefix="", limit=TAGS_LISTED)
     said = ""
-    if _tags_in(renamed) == (renamed,) and _tags_in(to) == (to,):
+    # Said only where the list bears it out: a link alone cannot make the page claim it.
+    names = {tag.name for tag in found}
+    if _one_tag(renamed) == renamed and _one_tag(to) == to and to in names - {renamed}:
         said = f"{renamed} is now {to}."
-    elif _tags_in(removed) == (removed,):
+    elif _one_tag(removed) == removed and removed not in names:
         said = f"{removed} is taken off every ticket."
     return render(request, "tags.html", {"viewer": viewer, "tags": found, "renamed": said})
 

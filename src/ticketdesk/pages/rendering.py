@@ -113,9 +113,9 @@ def _describe_tags(who: str, before: dict[str, Any], after: dict[str, Any]) -> s
     old, new = set(before.get("tags") or ()), set(after.get("tags") or ())
     parts = []
     if new - old:
-        parts.append("added " + ", ".join(sorted(new - old)))
+        parts.append("added the tags " + ", ".join(sorted(new - old)))
     if old - new:
-        parts.append("removed " + ", ".join(sorted(old - new)))
+        parts.append("removed the tags " + ", ".join(sorted(old - new)))
     return f"{who} {' and '.join(parts) or 'changed the tags'}"
 
 

@@ -21,7 +21,9 @@ from ticketdesk.tickets.filters import AGENT_SORTS, TicketFilter
 from ticketdesk.tickets.repository import LockedTicket, TicketRow
 
 NO_FILTER = TicketFilter()
-STAFF_ONLY_LIST = "only staff filter or sort tickets by author, assignee, priority or due time"
+STAFF_ONLY_LIST = (
+    "only staff filter or sort tickets by author, assignee, priority, due time or tags"
+)
 
 __all__ = ["TicketFilter", "TicketRow"]
 

@@ -2,6 +2,12 @@
 (function () {
   "use strict";
 
+  // A form that cannot be undone asks first (data-confirm: the question).
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
   // Times: relative ("4 min ago") in the viewer's words, the exact local time on hover.
   var words = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
   function relative(date) {
