@@ -14,7 +14,10 @@ TagName = Annotated[str, AfterValidator(policy.normalize)]
 
 
 class TagList(RequestBody):
-    tags: list[TagName] = Field(max_length=policy.MAX_PER_TICKET, description=policy.RULE)
+    tags: list[TagName] = Field(
+        max_length=4 * policy.MAX_PER_TICKET,
+        description=f"{policy.RULE}; a ticket holds at most {policy.MAX_PER_TICKET}",
+    )
 
 
 class TicketTags(BaseModel):
