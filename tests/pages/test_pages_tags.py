@@ -6,13 +6,7 @@ from __future__ import annotations
 import httpx
 
 from conftest import Account, open_ticket
-
-SAME_SITE = {"Origin": "http://testserver"}
-
-
-def as_user(client: httpx.AsyncClient, account: Account) -> httpx.AsyncClient:
-    client.cookies.set("token", account.token)
-    return client
+from test_pages_desk import SAME_SITE, as_user
 
 
 async def tag(client: httpx.AsyncClient, staff: Account, ticket_id: int, *names: str) -> None:

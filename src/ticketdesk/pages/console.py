@@ -241,9 +241,7 @@ class TagFilter:
         held: dict[str, None] = {}
         not_held: dict[str, None] = {}
         wrong = []
-        for word in re.split(r"[\s,]+", text.strip()):
-            if not word:
-                continue
+        for word in _words(text):
             into = not_held if word.startswith("-") else held
             try:
                 into[tag_policy.normalize(word.removeprefix("-"))] = None
@@ -260,6 +258,11 @@ class TagFilter:
     @property
     def text(self) -> str:
         return " ".join((*self.held, *(f"-{name}" for name in self.not_held)))
+
+
+def _words(text: str) -> list[str]:
+    """What was typed in a tags field: spaces or commas between the tags."""
+    return [word for word in re.split(r"[\s,]+", text) if word]
 
 
 def _one_tag(value: str) -> str | None:
@@ -279,11 +282,8 @@ async def ticket_tags(
     remove: Annotated[str, Form()] = "",
 ) -> Response:
     """Add the tags typed (spaces or commas between them), or take one off."""
-    try:
-        added = [tag_policy.normalize(word) for word in re.split(r"[\s,]+", add) if word]
-        removed = [tag_policy.normalize(remove)] if remove.strip() else []
-    except ValueError as exc:
-        raise BadRequest(f"tags: {exc}") from None
+    added = [_tag_or_400(word, "tags") for word in _words(add)]
+    removed = [_tag_or_400(remove, "tags")] if remove.strip() else []
     await tag_service.change_tags(db, viewer=viewer, ticket_id=ticket_id, add=added, remove=removed)
     return redirect(request, f"/app/tickets/{ticket_id}")
 

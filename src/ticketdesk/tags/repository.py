@@ -99,15 +99,15 @@ _OF_TICKET = Statement(
 )
 
 
-_LOCK_TICKET = Statement(
-    select(tickets.c.id).where(tickets.c.id == bindparam("ticket_id")).with_for_update()
-)
+_TICKET = select(tickets.c.id).where(tickets.c.id == bindparam("ticket_id"))
+_TICKET_EXISTS = {False: Statement(_TICKET), True: Statement(_TICKET.with_for_update())}
 
 
-async def lock_ticket(db: Db, ticket_id: int) -> bool:
-    """Whether the ticket exists; its row locked until the request's transaction ends, so
-    that changes to its tags follow one another (tags are for agents, who see every ticket)."""
-    return await db.first(_LOCK_TICKET, {"ticket_id": ticket_id}) is not None
+async def ticket_exists(db: Db, ticket_id: int, *, lock: bool) -> bool:
+    """Whether the ticket exists (tags are for agents, who see every ticket); `lock`: its row
+    locked until the request's transaction ends, so that changes to its tags follow one
+    another."""
+    return await db.first(_TICKET_EXISTS[lock], {"ticket_id": ticket_id}) is not None
 
 
 async def of_ticket(db: Db, ticket_id: int) -> list[str]:
@@ -243,7 +243,6 @@ _MOVE = Statement(
     writes=True,
 )
 _DROP = Statement(delete(tags).where(tags.c.id == bindparam("old_id")))
-_TAG_ID = Statement(select(tags.c.id).where(tags.c.name == bindparam("name")).with_for_update())
 
 
 async def rename(db: Db, *, old_id: int, new: str | None, actor_id: int, now: datetime) -> None:
@@ -254,9 +253,9 @@ async def rename(db: Db, *, old_id: int, new: str | None, actor_id: int, now: da
     if new is None:
         await db.execute(_DROP, params)
         return
-    found = await db.first(_TAG_ID, {"name": new})
-    if found is None:
+    new_id = await lock(db, new)
+    if new_id is None:
         await db.execute(_RENAME, params)
         return
-    await db.execute(_MOVE, {**params, "new_id": found[0]})
+    await db.execute(_MOVE, {**params, "new_id": new_id})
     await db.execute(_DROP, params)

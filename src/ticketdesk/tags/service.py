@@ -27,7 +27,7 @@ def _check_agent(viewer: Viewer) -> None:
 
 async def ticket_tags(db: Db, *, viewer: Viewer, ticket_id: int) -> list[str]:
     _check_agent(viewer)
-    if not await repository.lock_ticket(db, ticket_id):
+    if not await repository.ticket_exists(db, ticket_id, lock=False):
         raise NotFound(NO_TICKET)
     return await repository.of_ticket(db, ticket_id)
 
@@ -45,7 +45,7 @@ async def change_tags(
     sorted, at most `policy.MAX_PER_TICKET`. Names are normalized already (the schemas).
     Nothing changes, and no event is written, when the tags stay the same."""
     _check_agent(viewer)
-    if not await repository.lock_ticket(db, ticket_id):
+    if not await repository.ticket_exists(db, ticket_id, lock=True):
         raise NotFound(NO_TICKET)
     before = await repository.of_ticket(db, ticket_id)
     wanted = set(before if replace is None else replace)
